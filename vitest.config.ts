@@ -1,0 +1,70 @@
+import { transformWithEsbuild, type Plugin } from 'vite';
+import { defineConfig } from 'vitest/config';
+
+/**
+ * Vite 8 (used by vitest 4) transforms TypeScript with oxc, which does not lower
+ * TC39 standard decorators (tests using `@dec` fail with
+ * "SyntaxError: Invalid or unexpected token"). So oxc is turned off and this
+ * plugin transforms .ts/.mts/.cts files with esbuild instead:
+ * - files under test/legacy/ get legacy `experimentalDecorators` semantics
+ *   (NestJS style: `(target, key, descriptor)`);
+ * - all other files get standard TC39 decorators, lowered to ES2022.
+ */
+function esbuildTypeScript(): Plugin {
+  return {
+    name: 'bulwark:esbuild-typescript',
+    enforce: 'pre',
+    async transform(code, id) {
+      const file = id.split('?', 1)[0] ?? id;
+      if (!/\.[cm]?ts$/.test(file) || file.includes('/node_modules/')) {
+        return null;
+      }
+      const legacy = file.includes('/test/legacy/');
+      const result = await transformWithEsbuild(
+        code,
+        file,
+        {
+          loader: 'ts',
+          format: 'esm',
+          target: 'es2022',
+          sourcemap: true,
+          tsconfigRaw: {
+            compilerOptions: legacy
+              ? { experimentalDecorators: true, useDefineForClassFields: false }
+              : { experimentalDecorators: false, useDefineForClassFields: true },
+          },
+        },
+        undefined,
+        undefined,
+        undefined,
+        true, // ignoreEsbuildWarning: silence the "transformWithEsbuild is deprecated" notice
+      );
+      return { code: result.code, map: result.map };
+    },
+  };
+}
+
+export default defineConfig({
+  oxc: false,
+  plugins: [esbuildTypeScript()],
+  test: {
+    include: ['test/**/*.test.ts'],
+    pool: 'forks',
+    typecheck: {
+      enabled: true,
+      include: ['test/**/*.test-d.ts'],
+      tsconfig: './tsconfig.json',
+    },
+    coverage: {
+      provider: 'v8',
+      include: ['src/**/*.ts'],
+      reporter: ['text-summary', 'text'],
+      thresholds: {
+        lines: 95,
+        branches: 95,
+        functions: 95,
+        statements: 95,
+      },
+    },
+  },
+});
