@@ -1,0 +1,70 @@
+import type { Clock, TimerHandle } from '../clock.js';
+
+/** @internal an entry of a {@link DeadlineQueue}: intrusive links, so queueing allocates nothing. */
+export interface DeadlineEntry {
+  deadline: number;
+  prev: DeadlineEntry | undefined;
+  next: DeadlineEntry | undefined;
+  queued: boolean;
+}
+
+/**
+ * Deadlines of one fixed duration, in a FIFO: with one duration and a monotonic clock, insertion order is
+ * deadline order. One timer serves the whole queue and is re-armed only when it fires, so a call that
+ * finishes in time costs two pointer updates instead of a `setTimeout` and a `clearTimeout`.
+ */
+export class DeadlineQueue<E extends DeadlineEntry> {
+  private head: E | undefined = undefined;
+  private tail: E | undefined = undefined;
+  private timer: TimerHandle = undefined;
+  private readonly fire = (): void => this.expire();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly onExpire: (entry: E) => void,
+  ) {}
+
+  push(entry: E, deadline: number): void {
+    entry.deadline = deadline;
+    entry.queued = true;
+    entry.next = undefined;
+    entry.prev = this.tail;
+    if (this.tail === undefined) this.head = entry;
+    else this.tail.next = entry;
+    this.tail = entry;
+    if (this.timer === undefined) this.arm(deadline);
+  }
+
+  remove(entry: E): void {
+    if (!entry.queued) return;
+    entry.queued = false;
+    const { prev, next } = entry;
+    if (prev === undefined) this.head = next as E | undefined;
+    else prev.next = next;
+    if (next === undefined) this.tail = prev as E | undefined;
+    else next.prev = prev;
+    entry.prev = undefined;
+    entry.next = undefined;
+  }
+
+  /** True while a timer is armed (at most one per queue). */
+  get armed(): boolean {
+    return this.timer !== undefined;
+  }
+
+  private arm(deadline: number): void {
+    this.timer = this.clock.setTimer(this.fire, Math.max(0, deadline - this.clock.now()), true);
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    const now = this.clock.now();
+    let entry = this.head;
+    while (entry !== undefined && entry.deadline <= now) {
+      this.remove(entry);
+      this.onExpire(entry);
+      entry = this.head;
+    }
+    if (entry !== undefined && this.timer === undefined) this.arm(entry.deadline);
+  }
+}

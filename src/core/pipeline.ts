@@ -1,0 +1,1029 @@
+import type { Clock } from '../clock.js';
+import {
+  BulkheadRejectedError,
+  CircuitOpenError,
+  RateLimitedError,
+  TimeoutError,
+  type ResilienceError,
+} from '../errors.js';
+import { Emitter, type RejectionReason, type ResilienceEvent } from '../events.js';
+import type { ResolvedOptions } from '../options.js';
+import type { Bulkhead, BulkheadWaiter } from '../policies/bulkhead.js';
+import { isPrimitiveKey, type Cache, type CacheEntry } from '../policies/cache.js';
+import type { CircuitBreaker } from '../policies/circuit-breaker.js';
+import type { ResolvedFallback } from '../policies/fallback.js';
+import type { RateLimiter } from '../policies/rate-limiter.js';
+import type { ResolvedRetry } from '../policies/retry.js';
+import { Attempt } from './attempt.js';
+import { DeadlineQueue, type DeadlineEntry } from './deadline-queue.js';
+
+/* eslint-disable @typescript-eslint/no-unsafe-function-type -- the wrapped function is called with any `this` */
+type AnyFunction = Function;
+/* eslint-enable @typescript-eslint/no-unsafe-function-type */
+type Task = (context: Attempt) => unknown;
+
+// What the slow path is handed from the fast path.
+const NOTHING = 0;
+const ERROR = 1;
+const RESULT = 2;
+
+const POOL_MAX = 1024;
+const pool: Call[] = [];
+
+/**
+ * The per-call state of the fast path (the first attempt), pooled: its handlers are created once per
+ * pooled object, so a call allocates no closure. A Call belongs to one attempt until `fn` settles; when
+ * the call moves on to the slow path (a retry, a fallback), what the slow path needs is copied out.
+ */
+class Call implements DeadlineEntry {
+  p: Pipeline | undefined = undefined;
+  thisArg: unknown = undefined;
+  argc = 0;
+  a0: unknown = undefined;
+  a1: unknown = undefined;
+  a2: unknown = undefined;
+  a3: unknown = undefined;
+  rest: unknown[] | undefined = undefined;
+  task: Task | undefined = undefined;
+  attempt: Attempt | undefined = undefined;
+  start = 0;
+  permit = 0;
+  timedOut = false;
+  resolve: ((value: unknown) => void) | undefined = undefined;
+  reject: ((reason: unknown) => void) | undefined = undefined;
+  // DeadlineEntry
+  deadline = 0;
+  prev: DeadlineEntry | undefined = undefined;
+  next: DeadlineEntry | undefined = undefined;
+  queued = false;
+
+  readonly onOk = (value: unknown): unknown => this.p!.fastOk(this, value);
+  readonly onError = (error: unknown): unknown => this.p!.fastError(this, error);
+  readonly onTimedOk = (value: unknown): void => this.p!.timedOk(this, value);
+  readonly onTimedError = (error: unknown): void => this.p!.timedError(this, error);
+}
+
+function acquireCall(): Call {
+  return pool.length > 0 ? pool.pop()! : new Call();
+}
+
+function releaseCall(c: Call): void {
+  c.p = undefined;
+  c.thisArg = undefined;
+  c.a0 = c.a1 = c.a2 = c.a3 = undefined;
+  c.rest = undefined;
+  c.task = undefined;
+  c.attempt = undefined;
+  c.resolve = undefined;
+  c.reject = undefined;
+  c.timedOut = false;
+  if (pool.length < POOL_MAX) pool.push(c);
+}
+
+let capturedResolve: ((value: unknown) => void) | undefined;
+let capturedReject: ((reason: unknown) => void) | undefined;
+function capture(resolve: (value: unknown) => void, reject: (reason: unknown) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
+
+function toPromise(value: unknown): Promise<unknown> {
+  return value instanceof Promise ? (value as Promise<unknown>) : Promise.resolve(value);
+}
+
+/** The slow path's per-call state: allocated only when a call fails, waits or carries a signal. */
+class Flow {
+  deadline: number;
+  aborted = false;
+  reason: unknown = undefined;
+  /** The abort handler of whatever the call waits on now. */
+  onAbort: ((reason: unknown) => void) | undefined = undefined;
+  private readonly signals: AbortSignal[] = [];
+  private readonly listener = (event: Event): void => {
+    this.abort((event.target as AbortSignal).reason);
+  };
+
+  constructor(
+    readonly thisArg: unknown,
+    readonly args: unknown[],
+    readonly task: Task | undefined,
+    readonly start: number,
+    total: number,
+  ) {
+    this.deadline = start + total;
+  }
+
+  /** Listens to the caller's signals for the whole call; {@link Flow.dispose} removes the listeners. */
+  watch(signal: AbortSignal | undefined): void {
+    if (signal === undefined) return;
+    if (signal.aborted) return this.abort(signal.reason);
+    signal.addEventListener('abort', this.listener);
+    this.signals.push(signal);
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const onAbort = this.onAbort;
+    this.onAbort = undefined;
+    onAbort?.(reason);
+  }
+
+  dispose(): void {
+    for (const signal of this.signals) signal.removeEventListener('abort', this.listener);
+    this.signals.length = 0;
+    this.onAbort = undefined;
+  }
+}
+
+/**
+ * The compiled pipeline of one wrapped function. Everything that can be decided at wrap time is decided
+ * in the constructor; `invoke` is the fast path (synchronous admission, one `.then` with handlers made
+ * once), and the async methods below it are the slow path, entered only when something fails or waits.
+ */
+export class Pipeline {
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly retry: ResolvedRetry | undefined;
+  readonly maxAttempts: number;
+  readonly attemptTimeout: number;
+  readonly totalTimeout: number;
+  /** The first attempt's limit: min(attempt, total). */
+  readonly firstTimeout: number;
+  readonly firstScope: 'attempt' | 'total';
+  readonly breaker: CircuitBreaker | undefined;
+  readonly limiter: RateLimiter | undefined;
+  readonly bulkhead: Bulkhead | undefined;
+  readonly cache: Cache | undefined;
+  readonly fallback: ResolvedFallback | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly stackTraces: boolean;
+  readonly events = new Emitter();
+  /** True when the fast path must read the clock. */
+  private readonly needsClock: boolean;
+  /** True when `fn`'s promise must be watched at all. */
+  private readonly observe: boolean;
+  private readonly deadlines: DeadlineQueue<Call> | undefined;
+  private readonly releaseSlot: () => void;
+
+  constructor(
+    readonly fn: AnyFunction | undefined,
+    readonly options: ResolvedOptions,
+    private readonly parent: Emitter | undefined,
+  ) {
+    this.clock = options.clock;
+    this.random = options.random;
+    this.retry = options.retry;
+    this.maxAttempts = options.retry?.maxAttempts ?? 1;
+    this.attemptTimeout = options.timeout?.attempt ?? Infinity;
+    this.totalTimeout = options.timeout?.total ?? Infinity;
+    this.firstTimeout = Math.min(this.attemptTimeout, this.totalTimeout);
+    this.firstScope = this.attemptTimeout <= this.totalTimeout ? 'attempt' : 'total';
+    this.breaker = options.breaker;
+    this.limiter = options.limiter;
+    this.bulkhead = options.bulkhead;
+    this.cache = typeof options.cache === 'function' ? options.cache() : options.cache;
+    this.cache?.adoptClock(this.clock);
+    this.fallback = options.fallback;
+    this.signal = options.signal;
+    this.stackTraces = options.stackTraces;
+    const breaker = this.breaker;
+    this.needsClock =
+      (breaker !== undefined &&
+        (breaker.windowType === 'time' || breaker.slowCallDuration !== Infinity)) ||
+      this.limiter !== undefined ||
+      this.firstTimeout !== Infinity ||
+      this.retry?.budget !== undefined;
+    // The fallback runs here only when there is no cache: with a cache, the cache stage sees the failure
+    // first (to serve a stale value) and applies the fallback itself.
+    this.observe =
+      this.retry !== undefined ||
+      (this.fallback !== undefined && this.cache === undefined) ||
+      breaker !== undefined ||
+      this.bulkhead !== undefined ||
+      this.firstTimeout !== Infinity;
+    this.deadlines =
+      this.firstTimeout === Infinity
+        ? undefined
+        : new DeadlineQueue<Call>(this.clock, (c) => this.expired(c));
+    const bulkhead = this.bulkhead;
+    this.releaseSlot = () => bulkhead?.release();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Entry points
+  // ---------------------------------------------------------------------------------------------
+
+  /** A call of the wrapped function: cache, then the rest of the pipeline. */
+  call(
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+  ): Promise<unknown> {
+    const cache = this.cache;
+    if (cache === undefined)
+      return this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined);
+    let key: unknown;
+    if (cache.key === undefined) {
+      if (argc > 1 || !isPrimitiveKey(a0)) return Promise.reject(this.keyError(argc, a0));
+      key = a0;
+    } else {
+      try {
+        key = callWith(cache.key, thisArg, argc, a0, a1, a2, a3, rest);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    const now = this.clock.now();
+    const entry = cache.entries.get(key);
+    if (entry !== undefined) {
+      if (entry.expires > now) {
+        entry.touched = true;
+        cache.hits++;
+        if (this.events.listening || this.parent?.listening === true)
+          this.emit({ type: 'cacheHit', key });
+        return entry.promise;
+      }
+      if (entry.flight !== undefined) {
+        cache.hits++;
+        if (this.events.listening || this.parent?.listening === true)
+          this.emit({ type: 'cacheJoined', key });
+        return this.withFallback(entry.flight, thisArg, argc, a0, a1, a2, a3, rest);
+      }
+    }
+    return this.miss(cache, key, entry, thisArg, argc, a0, a1, a2, a3, rest);
+  }
+
+  /** `policy.execute(task, { signal })`: no cache (there are no arguments to key on). */
+  execute(task: Task, signal: AbortSignal | undefined): Promise<unknown> {
+    return this.invoke(
+      undefined,
+      0,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      task,
+      signal,
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Fast path
+  // ---------------------------------------------------------------------------------------------
+
+  private invoke(
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+    task: Task | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    if (signal !== undefined || this.signal !== undefined) {
+      const now = this.clock.now();
+      this.retry?.budget?.recordCall(now);
+      return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, signal);
+    }
+    const now = this.needsClock ? this.clock.now() : 0;
+    this.retry?.budget?.recordCall(now);
+    let permit = 0;
+    const breaker = this.breaker;
+    if (breaker !== undefined) {
+      permit = breaker.tryEnter(now);
+      if (permit < 0)
+        return this.rejectEarly(
+          'circuitOpen',
+          breaker.retryAfter(now),
+          thisArg,
+          argc,
+          a0,
+          a1,
+          a2,
+          a3,
+          rest,
+          task,
+          now,
+        );
+    }
+    const limiter = this.limiter;
+    if (limiter !== undefined && !limiter.tryAcquire(now)) {
+      breaker?.release(permit);
+      if (limiter.maxWait === 0 || this.totalTimeout === 0) {
+        limiter.countRejection();
+        return this.rejectEarly(
+          'rateLimited',
+          limiter.retryAfter(now),
+          thisArg,
+          argc,
+          a0,
+          a1,
+          a2,
+          a3,
+          rest,
+          task,
+          now,
+        );
+      }
+      return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, undefined);
+    }
+    const bulkhead = this.bulkhead;
+    if (bulkhead !== undefined && !bulkhead.tryAcquire()) {
+      if (limiter !== undefined) limiter.refund();
+      breaker?.release(permit);
+      if (bulkhead.maxQueue === 0) {
+        bulkhead.countRejection();
+        return this.rejectEarly('bulkheadFull', 0, thisArg, argc, a0, a1, a2, a3, rest, task, now);
+      }
+      return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, undefined);
+    }
+    if (!this.observe) return run(this.fn, thisArg, argc, a0, a1, a2, a3, rest, task, undefined);
+
+    const c = acquireCall();
+    c.p = this;
+    c.thisArg = thisArg;
+    c.argc = argc;
+    c.a0 = a0;
+    c.a1 = a1;
+    c.a2 = a2;
+    c.a3 = a3;
+    c.rest = rest;
+    c.task = task;
+    c.start = now;
+    c.permit = permit;
+    if (task !== undefined) c.attempt = new Attempt(1);
+    const promise = run(this.fn, thisArg, argc, a0, a1, a2, a3, rest, task, c.attempt);
+    const deadlines = this.deadlines;
+    if (deadlines === undefined) return promise.then(c.onOk, c.onError);
+    const outer = new Promise(capture);
+    c.resolve = capturedResolve;
+    c.reject = capturedReject;
+    capturedResolve = capturedReject = undefined;
+    deadlines.push(c, now + this.firstTimeout);
+    // The handlers never throw, so the promise this `then` returns never rejects.
+    void promise.then(c.onTimedOk, c.onTimedError);
+    return outer;
+  }
+
+  /** @internal the first attempt succeeded (no timeout stage). */
+  fastOk(c: Call, value: unknown): unknown {
+    this.breaker?.recordSuccess(c.permit, c.start);
+    this.bulkhead?.release();
+    if (this.retry?.retryOnResult === undefined) {
+      releaseCall(c);
+      return value;
+    }
+    const next = this.afterFirst(c, false, value);
+    releaseCall(c);
+    return next;
+  }
+
+  /** @internal the first attempt failed (no timeout stage). */
+  fastError(c: Call, error: unknown): unknown {
+    this.breaker?.recordFailure(c.permit, c.start, error);
+    this.bulkhead?.release();
+    try {
+      return this.afterFirst(c, true, error);
+    } finally {
+      releaseCall(c);
+    }
+  }
+
+  /** @internal `fn` settled in a timed first attempt. */
+  timedOk(c: Call, value: unknown): void {
+    this.bulkhead?.release();
+    if (c.timedOut) return releaseCall(c);
+    this.deadlines?.remove(c);
+    this.breaker?.recordSuccess(c.permit, c.start);
+    this.settleOuter(c, false, value);
+    releaseCall(c);
+  }
+
+  /** @internal `fn` failed in a timed first attempt. */
+  timedError(c: Call, error: unknown): void {
+    this.bulkhead?.release();
+    if (c.timedOut) return releaseCall(c);
+    this.deadlines?.remove(c);
+    this.breaker?.recordFailure(c.permit, c.start, error);
+    this.settleOuter(c, true, error);
+    releaseCall(c);
+  }
+
+  private settleOuter(c: Call, failed: boolean, value: unknown): void {
+    const resolve = c.resolve as (value: unknown) => void;
+    const reject = c.reject as (reason: unknown) => void;
+    c.resolve = c.reject = undefined;
+    try {
+      resolve(this.afterFirst(c, failed, value));
+    } catch (error) {
+      reject(error);
+    }
+  }
+
+  /**
+   * What follows the first attempt: its value, a retry (slow path), the fallback, or its error thrown.
+   * The retry predicates run here, synchronously, so a failure that is not retried never pays for an
+   * async frame.
+   */
+  private afterFirst(c: Call, failed: boolean, value: unknown): unknown {
+    return this.decide(
+      failed,
+      value,
+      c.thisArg,
+      c.argc,
+      c.a0,
+      c.a1,
+      c.a2,
+      c.a3,
+      c.rest,
+      c.task,
+      c.start,
+    );
+  }
+
+  private decide(
+    failed: boolean,
+    value: unknown,
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+    task: Task | undefined,
+    start: number,
+  ): unknown {
+    let again: boolean;
+    try {
+      again = failed ? this.retriesError(value, 1) : this.retriesResult(value, 1);
+    } catch (predicateError) {
+      failed = true;
+      value = predicateError;
+      again = false;
+    }
+    if (again) {
+      const flow = new Flow(
+        thisArg,
+        collect(argc, a0, a1, a2, a3, rest),
+        task,
+        start,
+        this.totalTimeout,
+      );
+      return this.continueFlow(flow, failed ? ERROR : RESULT, value, true);
+    }
+    if (!failed) return value;
+    if (this.fallback !== undefined && this.cache === undefined) {
+      return this.applyFallback(value, thisArg, collect(argc, a0, a1, a2, a3, rest));
+    }
+    throw value;
+  }
+
+  /** Whether `error` from attempt `attempt` is retried (may throw: `retryOn` is the user's). */
+  private retriesError(error: unknown, attempt: number): boolean {
+    const retry = this.retry;
+    if (retry === undefined) return false;
+    if (error instanceof TimeoutError && error.scope === 'total') return false;
+    if (attempt >= this.maxAttempts) {
+      if (this.listening()) this.emit({ type: 'retriesExhausted', attempts: attempt, error });
+      return false;
+    }
+    return retry.retryOn(error, attempt);
+  }
+
+  /** Whether a successful `result` is retried (`retryOnResult`). */
+  private retriesResult(result: unknown, attempt: number): boolean {
+    const retryOnResult = this.retry?.retryOnResult;
+    return (
+      retryOnResult !== undefined && attempt < this.maxAttempts && retryOnResult(result, attempt)
+    );
+  }
+
+  /** The first attempt ran out of time; `fn` still runs and keeps its bulkhead slot until it settles. */
+  private expired(c: Call): void {
+    c.timedOut = true;
+    const error = this.timeoutError(this.firstTimeout, this.firstScope);
+    c.attempt?.abort(error);
+    this.breaker?.recordFailure(c.permit, c.start, error);
+    this.settleOuter(c, true, error);
+  }
+
+  /** A rejection before `fn` ran, without entering the slow path unless a retry may follow. */
+  private rejectEarly(
+    reason: RejectionReason,
+    retryAfter: number,
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+    task: Task | undefined,
+    now: number,
+  ): Promise<unknown> {
+    const error = this.rejection(reason, retryAfter);
+    try {
+      return Promise.resolve(
+        this.decide(true, error, thisArg, argc, a0, a1, a2, a3, rest, task, now),
+      );
+    } catch (finalError) {
+      return Promise.reject(finalError);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Cache stage (miss path)
+  // ---------------------------------------------------------------------------------------------
+
+  private miss(
+    cache: Cache,
+    key: unknown,
+    existing: CacheEntry | undefined,
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+  ): Promise<unknown> {
+    cache.misses++;
+    if (this.events.listening || this.parent?.listening === true)
+      this.emit({ type: 'cacheMiss', key });
+    const inner = this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined);
+    const entry: CacheEntry = existing ?? {
+      promise: inner,
+      value: undefined,
+      expires: -Infinity,
+      touched: false,
+      flight: undefined,
+    };
+    const flight = inner.then(
+      (value) => {
+        cache.store(key, entry, value, this.clock.now());
+        entry.promise = flight;
+        return value;
+      },
+      (error: unknown) => {
+        entry.flight = undefined;
+        const now = this.clock.now();
+        if (entry.expires !== -Infinity && now - entry.expires <= cache.staleIfError) {
+          cache.staleServed++;
+          if (this.events.listening || this.parent?.listening === true) {
+            this.emit({ type: 'staleServed', key, age: now - entry.expires + cache.ttl, error });
+          }
+          return entry.value;
+        }
+        if (cache.entries.get(key) === entry) cache.entries.delete(key);
+        throw error;
+      },
+    );
+    entry.flight = flight;
+    if (existing === undefined) {
+      entry.promise = flight;
+      cache.insert(key, entry);
+    }
+    return this.withFallback(flight, thisArg, argc, a0, a1, a2, a3, rest);
+  }
+
+  private withFallback(
+    promise: Promise<unknown>,
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+  ): Promise<unknown> {
+    if (this.fallback === undefined) return promise;
+    return promise.then(undefined, (error: unknown) =>
+      this.signal?.aborted === true && error === this.signal.reason
+        ? Promise.reject(error)
+        : this.applyFallback(error, thisArg, collect(argc, a0, a1, a2, a3, rest)),
+    );
+  }
+
+  private keyError(argc: number, a0: unknown): TypeError {
+    return new TypeError(
+      `The default \`cache.key\` needs exactly one primitive argument (string, number, boolean, bigint, symbol, null or undefined), got ${argc} argument(s)${argc === 1 ? ` of type ${a0 === null ? 'null' : typeof a0}` : ''}; pass \`cache.key: (...args) => key\``,
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Slow path: the only async code. Retry loop, waits, aborts, fallback.
+  // ---------------------------------------------------------------------------------------------
+
+  private startFlow(
+    thisArg: unknown,
+    args: unknown[],
+    task: Task | undefined,
+    now: number,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    const flow = new Flow(thisArg, args, task, now, this.totalTimeout);
+    flow.watch(this.signal);
+    flow.watch(signal);
+    return this.continueFlow(flow, NOTHING, undefined, false);
+  }
+
+  private async continueFlow(
+    flow: Flow,
+    pending: number,
+    value: unknown,
+    judged: boolean,
+  ): Promise<unknown> {
+    try {
+      return await this.retryLoop(flow, pending, value, judged);
+    } catch (error) {
+      if (
+        this.fallback === undefined ||
+        this.cache !== undefined ||
+        (flow.aborted && error === flow.reason)
+      ) {
+        throw error;
+      }
+      return this.applyFallback(error, flow.thisArg, flow.args);
+    } finally {
+      flow.dispose();
+    }
+  }
+
+  private applyFallback(error: unknown, thisArg: unknown, args: unknown[]): Promise<unknown> {
+    const fallback = this.fallback!;
+    if (this.events.listening || this.parent?.listening === true)
+      this.emit({ type: 'fallbackUsed', error });
+    if (fallback.fn === undefined) return Promise.resolve(fallback.value);
+    try {
+      return toPromise(fallback.fn.call(thisArg, error, ...args));
+    } catch (fallbackError) {
+      return Promise.reject(fallbackError);
+    }
+  }
+
+  /**
+   * The retry loop. `pending` is an outcome already known (the first attempt's, from the fast path);
+   * `judged` says the retry predicates already ran on it and said retry.
+   */
+  private async retryLoop(
+    flow: Flow,
+    pending: number,
+    value: unknown,
+    judged: boolean,
+  ): Promise<unknown> {
+    const retry = this.retry;
+    let attempt = 1;
+    let delay = 0;
+    for (;;) {
+      if (pending === NOTHING) {
+        if (flow.aborted) throw flow.reason;
+        try {
+          value = await this.attemptSlow(flow, attempt);
+          pending = RESULT;
+        } catch (error) {
+          value = error;
+          pending = ERROR;
+        }
+      }
+      if (pending === ERROR && flow.aborted && value === flow.reason) throw value;
+      if (
+        !judged &&
+        !(pending === ERROR
+          ? this.retriesError(value, attempt)
+          : this.retriesResult(value, attempt))
+      ) {
+        if (pending === RESULT) return value;
+        throw value;
+      }
+      judged = false;
+      const error = pending === ERROR ? value : undefined;
+      const now = this.clock.now();
+      if (retry?.budget !== undefined && !retry.budget.tryRetry(now)) {
+        if (this.listening()) this.emit({ type: 'retryBudgetExhausted', attempt, error });
+        if (pending === RESULT) return value;
+        throw value;
+      }
+      const hinted = pending === ERROR ? retryAfterOf(value) : undefined;
+      delay = hinted ?? retry!.backoff(attempt, delay, this.random);
+      if (!(delay >= 0) || delay === Infinity) delay = 0;
+      const remaining = flow.deadline - now;
+      if (delay >= remaining) {
+        if (this.listening())
+          this.emit({ type: 'retryAbandoned', attempt, delay, remaining, error });
+        if (pending === RESULT) return value;
+        throw value;
+      }
+      if (this.listening()) {
+        this.emit(
+          pending === RESULT
+            ? { type: 'retryResultScheduled', attempt, delay, result: value }
+            : { type: 'retryScheduled', attempt, delay, error },
+        );
+      }
+      if (delay > 0) await this.sleep(flow, delay);
+      attempt++;
+      pending = NOTHING;
+    }
+  }
+
+  /** One attempt on the slow path: admission (maybe waiting), then `fn` under its timeout. */
+  private async attemptSlow(flow: Flow, attempt: number): Promise<unknown> {
+    let now = this.clock.now();
+    const breaker = this.breaker;
+    let permit = 0;
+    if (breaker !== undefined) {
+      permit = breaker.tryEnter(now);
+      if (permit < 0) throw this.rejection('circuitOpen', breaker.retryAfter(now));
+    }
+    try {
+      const limiter = this.limiter;
+      if (limiter !== undefined) {
+        const remaining = flow.deadline - now;
+        const wait = limiter.reserve(now, Math.min(limiter.maxWait, remaining));
+        if (wait < 0) throw this.rejection('rateLimited', limiter.retryAfter(now));
+        if (wait > 0) {
+          if (this.listening()) this.emit({ type: 'rateLimitWaited', wait });
+          const reservation = limiter.reservationEnd;
+          try {
+            await this.sleep(flow, wait);
+          } catch (error) {
+            if (limiter.reservationEnd === reservation) limiter.refund();
+            throw error;
+          }
+          now = this.clock.now();
+        }
+      }
+      const bulkhead = this.bulkhead;
+      if (bulkhead !== undefined && !bulkhead.tryAcquire()) {
+        await this.queue(flow, bulkhead);
+        now = this.clock.now();
+      }
+    } catch (error) {
+      breaker?.release(permit);
+      throw error;
+    }
+    if (flow.aborted) {
+      breaker?.release(permit);
+      throw flow.reason;
+    }
+    return this.runAttempt(flow, attempt, permit, now);
+  }
+
+  /** Runs `fn` once, racing its attempt timeout (or the call's deadline) and the caller's abort. */
+  private runAttempt(flow: Flow, attempt: number, permit: number, start: number): Promise<unknown> {
+    const context = flow.task === undefined ? undefined : new Attempt(attempt);
+    const promise =
+      flow.args.length <= 4
+        ? run(
+            this.fn,
+            flow.thisArg,
+            flow.args.length,
+            flow.args[0],
+            flow.args[1],
+            flow.args[2],
+            flow.args[3],
+            undefined,
+            flow.task,
+            context,
+          )
+        : run(
+            this.fn,
+            flow.thisArg,
+            flow.args.length,
+            undefined,
+            undefined,
+            undefined,
+            undefined,
+            flow.args,
+            flow.task,
+            context,
+          );
+    if (this.bulkhead !== undefined) promise.then(this.releaseSlot, this.releaseSlot);
+    const remaining = flow.deadline - start;
+    const limit = Math.min(this.attemptTimeout, remaining);
+    const scope = this.attemptTimeout <= remaining ? 'attempt' : 'total';
+    const breaker = this.breaker;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let timer: unknown = undefined;
+      const finish = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        if (timer !== undefined) this.clock.clearTimer(timer);
+        flow.onAbort = undefined;
+        return true;
+      };
+      if (limit !== Infinity) {
+        timer = this.clock.setTimer(
+          () => {
+            timer = undefined;
+            if (!finish()) return;
+            const error = this.timeoutError(limit, scope);
+            context?.abort(error);
+            breaker?.recordFailure(permit, start, error);
+            reject(error);
+          },
+          Math.max(0, limit),
+        );
+      }
+      flow.onAbort = (reason) => {
+        if (!finish()) return;
+        context?.abort(reason);
+        breaker?.release(permit);
+        reject(reason);
+      };
+      promise.then(
+        (value) => {
+          if (!finish()) return;
+          breaker?.recordSuccess(permit, start);
+          resolve(value);
+        },
+        (error: unknown) => {
+          if (!finish()) return;
+          breaker?.recordFailure(permit, start, error);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /** Waits `ms`, or rejects at once with the caller's abort reason. */
+  private sleep(flow: Flow, ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = this.clock.setTimer(() => {
+        flow.onAbort = undefined;
+        resolve();
+      }, ms);
+      flow.onAbort = (reason) => {
+        this.clock.clearTimer(timer);
+        reject(reason);
+      };
+    });
+  }
+
+  /** Waits in the bulkhead's FIFO queue for a slot. */
+  private queue(flow: Flow, bulkhead: Bulkhead): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let timer: unknown = undefined;
+      const waiter: BulkheadWaiter = {
+        grant: () => {
+          if (timer !== undefined) this.clock.clearTimer(timer);
+          flow.onAbort = undefined;
+          resolve();
+        },
+      };
+      if (!bulkhead.enqueue(waiter)) {
+        reject(this.rejection('bulkheadFull', 0));
+        return;
+      }
+      if (this.listening()) this.emit({ type: 'bulkheadQueued', queued: bulkhead.stats().queued });
+      const remaining = flow.deadline - this.clock.now();
+      const limit = Math.min(bulkhead.queueTimeout, remaining);
+      if (limit !== Infinity) {
+        timer = this.clock.setTimer(() => {
+          if (!bulkhead.dequeue(waiter)) return;
+          flow.onAbort = undefined;
+          if (bulkhead.queueTimeout <= remaining) {
+            bulkhead.countRejection();
+            reject(this.rejection('bulkheadQueueTimeout', 0));
+          } else {
+            reject(this.timeoutError(this.totalTimeout, 'total'));
+          }
+        }, limit);
+      }
+      flow.onAbort = (reason) => {
+        bulkhead.dequeue(waiter);
+        if (timer !== undefined) this.clock.clearTimer(timer);
+        reject(reason);
+      };
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Errors and events
+  // ---------------------------------------------------------------------------------------------
+
+  private rejection(reason: RejectionReason, retryAfter: number): ResilienceError {
+    const limit = Error.stackTraceLimit;
+    if (!this.stackTraces) Error.stackTraceLimit = 0;
+    let error: ResilienceError;
+    if (reason === 'circuitOpen') error = new CircuitOpenError(retryAfter);
+    else if (reason === 'rateLimited') error = new RateLimitedError(retryAfter);
+    else error = new BulkheadRejectedError(reason === 'bulkheadFull' ? 'full' : 'queueTimeout');
+    Error.stackTraceLimit = limit;
+    if (this.listening()) this.emit({ type: 'callRejected', reason, retryAfter });
+    return error;
+  }
+
+  private timeoutError(timeout: number, scope: 'attempt' | 'total'): TimeoutError {
+    const limit = Error.stackTraceLimit;
+    if (!this.stackTraces) Error.stackTraceLimit = 0;
+    const error = new TimeoutError(timeout, scope);
+    Error.stackTraceLimit = limit;
+    if (this.listening()) this.emit({ type: 'timedOut', timeout, scope });
+    return error;
+  }
+
+  private listening(): boolean {
+    return this.events.listening || this.parent?.listening === true;
+  }
+
+  private emit(event: ResilienceEvent): void {
+    this.events.emit(event);
+    this.parent?.emit(event);
+  }
+}
+
+/** Calls `fn` (or `task`) with exactly the arguments received; never throws. */
+function run(
+  fn: AnyFunction | undefined,
+  thisArg: unknown,
+  argc: number,
+  a0: unknown,
+  a1: unknown,
+  a2: unknown,
+  a3: unknown,
+  rest: unknown[] | undefined,
+  task: Task | undefined,
+  context: Attempt | undefined,
+): Promise<unknown> {
+  let result: unknown;
+  try {
+    result =
+      task === undefined ? callWith(fn, thisArg, argc, a0, a1, a2, a3, rest) : task(context!);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return toPromise(result);
+}
+
+/** `fn.apply(thisArg, args)` without an arguments array for up to four arguments. */
+function callWith(
+  fn: AnyFunction | undefined,
+  thisArg: unknown,
+  argc: number,
+  a0: unknown,
+  a1: unknown,
+  a2: unknown,
+  a3: unknown,
+  rest: unknown[] | undefined,
+): unknown {
+  const f = fn as (this: unknown, ...args: unknown[]) => unknown;
+  switch (argc) {
+    case 0:
+      return f.call(thisArg);
+    case 1:
+      return f.call(thisArg, a0);
+    case 2:
+      return f.call(thisArg, a0, a1);
+    case 3:
+      return f.call(thisArg, a0, a1, a2);
+    case 4:
+      return f.call(thisArg, a0, a1, a2, a3);
+    default:
+      return f.apply(thisArg, rest!);
+  }
+}
+
+function collect(
+  argc: number,
+  a0: unknown,
+  a1: unknown,
+  a2: unknown,
+  a3: unknown,
+  rest: unknown[] | undefined,
+): unknown[] {
+  if (argc > 4) return rest!;
+  return args4(argc, a0, a1, a2, a3);
+}
+
+function args4(argc: number, a0: unknown, a1: unknown, a2: unknown, a3: unknown): unknown[] {
+  switch (argc) {
+    case 0:
+      return [];
+    case 1:
+      return [a0];
+    case 2:
+      return [a0, a1];
+    case 3:
+      return [a0, a1, a2];
+    default:
+      return [a0, a1, a2, a3];
+  }
+}
+
+function retryAfterOf(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const hint = (error as { retryAfter?: unknown }).retryAfter;
+  return typeof hint === 'number' && hint >= 0 && hint !== Infinity ? hint : undefined;
+}

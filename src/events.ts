@@ -1,0 +1,123 @@
+import type { CircuitState } from './policies/circuit-breaker.js';
+
+/** Why a call was turned away before `fn` ran. */
+export type RejectionReason =
+  'circuitOpen' | 'rateLimited' | 'bulkheadFull' | 'bulkheadQueueTimeout';
+
+/**
+ * Everything bulwark reports. Event types are past-tense facts. An event object is only built when
+ * someone listens.
+ */
+export type ResilienceEvent =
+  | {
+      readonly type: 'retryScheduled';
+      readonly attempt: number;
+      readonly delay: number;
+      readonly error: unknown;
+    }
+  | {
+      readonly type: 'retryResultScheduled';
+      readonly attempt: number;
+      readonly delay: number;
+      readonly result: unknown;
+    }
+  | { readonly type: 'retriesExhausted'; readonly attempts: number; readonly error: unknown }
+  | { readonly type: 'retryBudgetExhausted'; readonly attempt: number; readonly error: unknown }
+  | {
+      readonly type: 'retryAbandoned';
+      readonly attempt: number;
+      readonly delay: number;
+      readonly remaining: number;
+      readonly error: unknown;
+    }
+  | { readonly type: 'timedOut'; readonly timeout: number; readonly scope: 'attempt' | 'total' }
+  | { readonly type: 'fallbackUsed'; readonly error: unknown }
+  | { readonly type: 'callRejected'; readonly reason: RejectionReason; readonly retryAfter: number }
+  | {
+      readonly type: 'circuitOpened';
+      readonly failureRate: number;
+      readonly slowCallRate: number;
+      readonly consecutiveFailures: number;
+      readonly retryAfter: number;
+    }
+  | { readonly type: 'circuitHalfOpened' }
+  | { readonly type: 'circuitClosed' }
+  | { readonly type: 'circuitIsolated' }
+  | { readonly type: 'circuitStateRestored'; readonly state: CircuitState }
+  | { readonly type: 'rateLimitWaited'; readonly wait: number }
+  | { readonly type: 'bulkheadQueued'; readonly queued: number }
+  | { readonly type: 'cacheHit'; readonly key: unknown }
+  | { readonly type: 'cacheMiss'; readonly key: unknown }
+  | { readonly type: 'cacheJoined'; readonly key: unknown }
+  | {
+      readonly type: 'staleServed';
+      readonly key: unknown;
+      readonly age: number;
+      readonly error: unknown;
+    };
+
+/** The `type` of each {@link ResilienceEvent}. */
+export type ResilienceEventType = ResilienceEvent['type'];
+
+/** A listener of {@link ResilienceEvent}s. A listener that throws never changes a call's result. */
+export type Listener = (event: ResilienceEvent) => void;
+
+/** Stops listening. Calling it twice is harmless. */
+export type Unsubscribe = () => void;
+
+/**
+ * A tiny emitter: zero or one listener costs no array, and callers check {@link Emitter.listening}
+ * before they build an event object.
+ */
+export class Emitter {
+  private listeners: Listener | Listener[] | undefined = undefined;
+  /** True while at least one listener is attached: build the event only then. */
+  listening = false;
+
+  on(listener: Listener): Unsubscribe {
+    const current = this.listeners;
+    if (current === undefined) this.listeners = listener;
+    else if (typeof current === 'function') this.listeners = [current, listener];
+    else this.listeners = [...current, listener];
+    this.listening = true;
+    let active = true;
+    return () => {
+      if (!active) return;
+      active = false;
+      this.off(listener);
+    };
+  }
+
+  private off(listener: Listener): void {
+    const current = this.listeners;
+    if (current === listener) this.listeners = undefined;
+    else if (Array.isArray(current)) {
+      const index = current.indexOf(listener);
+      if (index !== -1) {
+        const next = current.slice();
+        next.splice(index, 1);
+        this.listeners = next.length === 1 ? next[0] : next;
+      }
+    }
+    this.listening = this.listeners !== undefined;
+  }
+
+  emit(event: ResilienceEvent): void {
+    const current = this.listeners;
+    if (current === undefined) return;
+    if (typeof current === 'function') return safeCall(current, event);
+    // The array is copied on write, so listeners may unsubscribe while we iterate.
+    for (const listener of current) safeCall(listener, event);
+  }
+}
+
+function safeCall(listener: Listener, event: ResilienceEvent): void {
+  try {
+    listener(event);
+  } catch (error) {
+    // A broken listener must not change the call's outcome; surface it without throwing here.
+    queueMicrotask(() => {
+      throw error;
+    });
+  }
+}

@@ -1,0 +1,189 @@
+import { systemClock, type Clock } from './clock.js';
+import { Problems } from './core/validate.js';
+import { Bulkhead, type BulkheadOptions } from './policies/bulkhead.js';
+import { Cache, type CacheOptions } from './policies/cache.js';
+import { CircuitBreaker, isClock, type CircuitBreakerOptions } from './policies/circuit-breaker.js';
+import {
+  resolveFallback,
+  type FallbackOption,
+  type ResolvedFallback,
+} from './policies/fallback.js';
+import { RateLimiter, type RateLimiterOptions } from './policies/rate-limiter.js';
+import { resolveRetry, type ResolvedRetry, type RetryOptions } from './policies/retry.js';
+import { resolveTimeout, type ResolvedTimeout, type TimeoutOptions } from './policies/timeout.js';
+
+/**
+ * Options of {@link resilient}. Every stage is optional; a stage that is not configured is not built in
+ * and costs nothing. The stages always run in this order, outermost first:
+ *
+ *     fallback → cache → retry → circuit breaker → rate limiter → bulkhead → timeout → fn
+ */
+export interface ResilientOptions<A extends readonly unknown[] = unknown[], F = undefined> {
+  /** Retry failed attempts: `true` for the defaults. The default value is no retry. */
+  retry?: boolean | RetryOptions;
+  /** A per-attempt limit in ms, or `{ attempt, total }`. The default value is no timeout. */
+  timeout?: number | TimeoutOptions;
+  /** A value or `(error, ...args) => value` used when everything else failed. The default value is none. */
+  fallback?: F;
+  /** Options, or a shared breaker made by `circuitBreaker()`. The default value is none. */
+  circuitBreaker?: CircuitBreakerOptions | CircuitBreaker;
+  /** Options, or a shared limiter made by `rateLimiter()`. The default value is none. */
+  rateLimiter?: RateLimiterOptions | RateLimiter;
+  /** `maxConcurrent`, options, or a shared bulkhead made by `bulkhead()`. The default value is none. */
+  bulkhead?: number | BulkheadOptions | Bulkhead;
+  /** `true`, options, or a shared cache made by `cache()`. The default value is none. */
+  cache?: boolean | CacheOptions<A> | Cache;
+  /** A long-lived signal (shutdown, say) that aborts every call at once. The default value is none. */
+  signal?: AbortSignal;
+  /** The time source. The default value is `systemClock` (`performance.now`, unref'd timers). */
+  clock?: Clock;
+  /** Uniform random numbers in [0, 1) for jitter. The default value is `Math.random`. */
+  random?: () => number;
+  /**
+   * Whether the library's own rejections (open circuit, rate limited, bulkhead full, timeout) capture a
+   * stack trace. Turn off under heavy load: a trace costs far more than the rejection itself.
+   * The default value is `true`.
+   */
+  stackTraces?: boolean;
+  /** A name shown by `describe()`. The default value is none. */
+  name?: string;
+}
+
+/** The fallback option as accepted for a function with parameters `A`. */
+export type { FallbackOption };
+
+export const OPTION_KEYS = [
+  'retry',
+  'timeout',
+  'fallback',
+  'circuitBreaker',
+  'rateLimiter',
+  'bulkhead',
+  'cache',
+  'signal',
+  'clock',
+  'random',
+  'stackTraces',
+  'name',
+] as const;
+
+/** @internal the options, validated once per policy. */
+export interface ResolvedOptions {
+  readonly name: string | undefined;
+  readonly retry: ResolvedRetry | undefined;
+  readonly timeout: ResolvedTimeout | undefined;
+  readonly fallback: ResolvedFallback | undefined;
+  readonly breaker: CircuitBreaker | undefined;
+  readonly limiter: RateLimiter | undefined;
+  readonly bulkhead: Bulkhead | undefined;
+  /** A shared cache, or a factory giving each wrapped function its own. */
+  readonly cache: Cache | (() => Cache) | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly clock: Clock;
+  readonly clockIsCustom: boolean;
+  readonly random: () => number;
+  readonly stackTraces: boolean;
+}
+
+/** Validates every option at once; throws one TypeError listing every problem. */
+export function resolveOptions(options: unknown): ResolvedOptions {
+  const problems = new Problems();
+  const o = options === undefined ? {} : (problems.object('', options, OPTION_KEYS) ?? {});
+  const retry = resolveRetry(o.retry, problems);
+  const timeout = resolveTimeout(o.timeout, problems);
+  const fallback = resolveFallback(o.fallback);
+
+  const breaker = stage(
+    problems,
+    o.circuitBreaker,
+    CircuitBreaker,
+    (v) => new CircuitBreaker(v as CircuitBreakerOptions, 'circuitBreaker'),
+  );
+  const limiter = stage(
+    problems,
+    o.rateLimiter,
+    RateLimiter,
+    (v) => new RateLimiter(v as RateLimiterOptions, 'rateLimiter'),
+  );
+  const bulkhead = stage(
+    problems,
+    o.bulkhead,
+    Bulkhead,
+    (v) => new Bulkhead(v as number | BulkheadOptions, 'bulkhead'),
+  );
+  let cache: Cache | (() => Cache) | undefined;
+  if (o.cache instanceof Cache) cache = o.cache;
+  else if (o.cache !== undefined && o.cache !== false) {
+    const first = stage(
+      problems,
+      o.cache,
+      Cache,
+      (v) => new Cache(v as boolean | CacheOptions, 'cache'),
+    );
+    if (first !== undefined) {
+      let unused: Cache | undefined = first;
+      const raw = o.cache as boolean | CacheOptions;
+      cache = () => {
+        const made = unused ?? new Cache(raw, 'cache');
+        unused = undefined;
+        return made;
+      };
+    }
+  }
+
+  const signal = o.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal))
+    problems.add('signal', signal, 'an AbortSignal');
+  const clock = o.clock;
+  if (clock !== undefined && !isClock(clock))
+    problems.add('clock', clock, 'a Clock { now, setTimer, clearTimer }');
+  const random = problems.func('random', o.random, Math.random);
+  const stackTraces = o.stackTraces;
+  if (stackTraces !== undefined && typeof stackTraces !== 'boolean')
+    problems.add('stackTraces', stackTraces, 'a boolean');
+  if (o.name !== undefined && typeof o.name !== 'string') problems.add('name', o.name, 'a string');
+  problems.throwIfAny();
+
+  const resolvedClock = isClock(clock) ? clock : systemClock;
+  breaker?.adoptClock(resolvedClock);
+  limiter?.adoptClock(resolvedClock);
+  if (cache instanceof Cache) cache.adoptClock(resolvedClock);
+  retry?.budget?.adoptClock(resolvedClock);
+  return {
+    name: typeof o.name === 'string' ? o.name : undefined,
+    retry,
+    timeout,
+    fallback,
+    breaker,
+    limiter,
+    bulkhead,
+    cache,
+    signal: signal instanceof AbortSignal ? signal : undefined,
+    clock: resolvedClock,
+    clockIsCustom: resolvedClock !== systemClock,
+    random,
+    stackTraces: stackTraces !== false,
+  };
+}
+
+/**
+ * Resolves a stateful stage given as a shared instance or as options. The stage's own constructor
+ * validates; its TypeError lines are folded into the collector so all problems show at once.
+ */
+function stage<T>(
+  problems: Problems,
+  value: unknown,
+  type: abstract new (...args: never[]) => T,
+  make: (value: unknown) => T,
+): T | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value instanceof type) return value;
+  try {
+    return make(value);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    for (const line of error.message.split('\n').slice(1))
+      problems.raw(line.replace(/^ {2}- /, ''));
+    return undefined;
+  }
+}

@@ -1,0 +1,625 @@
+import { systemClock, type Clock } from '../clock.js';
+import { isLocalRejection } from '../errors.js';
+import { Emitter, type Listener, type Unsubscribe } from '../events.js';
+import { Problems } from '../core/validate.js';
+
+/** The breaker's state. `isolated` is open by hand until {@link CircuitBreaker.reset}. */
+export type CircuitState = 'closed' | 'open' | 'halfOpen' | 'isolated';
+
+/** The sliding window the failure rate is computed over. */
+export type CircuitWindow =
+  | { type: 'count'; /** Last N calls. The default value is `100`. */ size?: number }
+  | { type: 'time'; /** Last N ms. The default value is `60_000`. */ duration?: number };
+
+/** Options of the circuit breaker. */
+export interface CircuitBreakerOptions {
+  /** Opens when failures / calls in the window reach this, in (0, 1]. The default value is `0.5`. */
+  failureRateThreshold?: number;
+  /** Calls the window must hold before a rate can open the circuit. The default value is `20`. */
+  minimumCalls?: number;
+  /** The window. The default value is `{ type: 'count', size: 100 }`. */
+  window?: CircuitWindow;
+  /** Also open after this many failures in a row, whatever the rate. The default value is none. */
+  consecutiveFailures?: number;
+  /** A success that took at least this many ms counts as slow. The default value is none. */
+  slowCallDuration?: number;
+  /** Opens when slow calls / calls reach this, in (0, 1]. The default value is `1`. */
+  slowCallRateThreshold?: number;
+  /** How long the circuit stays open before trial calls, in ms. The default value is `30_000`. */
+  halfOpenAfter?: number;
+  /** Trial calls let through at once while half-open; all must succeed to close. The default value is `1`. */
+  halfOpenMaxCalls?: number;
+  /**
+   * Which errors count as failures. The default value counts every error except a caller's abort and
+   * the library's local rejections (rate limited, bulkhead full).
+   */
+  isFailure?: (error: unknown) => boolean;
+  /** A snapshot from {@link CircuitBreaker.toJSON}, to carry state across processes (serverless). */
+  initialState?: CircuitBreakerSnapshot;
+  /** The clock; by default the clock of the first pipeline that uses the breaker. */
+  clock?: Clock;
+  /** Name (used by shared stores and in `describe()`). The default value is none. */
+  name?: string;
+}
+
+/** What {@link CircuitBreaker.toJSON} returns: plain JSON. */
+export interface CircuitBreakerSnapshot {
+  readonly version: 1;
+  readonly state: CircuitState;
+  /** ms until half-open, when open, at `savedAt`. */
+  readonly retryAfter: number;
+  /** Wall-clock time of the snapshot (`Date.now()`), to age it on restore. */
+  readonly savedAt: number;
+  readonly consecutiveFailures: number;
+  /** Count window: outcomes oldest first (0 success, 1 failure, 2 slow success, 3 slow failure). */
+  readonly outcomes?: readonly number[];
+  /** Time window: `[calls, failures, slow]` per bucket, oldest first, and the bucket length in ms. */
+  readonly buckets?: readonly (readonly [number, number, number])[];
+  readonly bucketSize?: number;
+}
+
+export const CIRCUIT_BREAKER_DEFAULTS = Object.freeze({
+  failureRateThreshold: 0.5,
+  minimumCalls: 20,
+  windowSize: 100,
+  windowDuration: 60_000,
+  slowCallRateThreshold: 1,
+  halfOpenAfter: 30_000,
+  halfOpenMaxCalls: 1,
+  isFailure: (error: unknown): boolean => !isLocalRejection(error),
+});
+
+const KEYS = [
+  'failureRateThreshold',
+  'minimumCalls',
+  'window',
+  'consecutiveFailures',
+  'slowCallDuration',
+  'slowCallRateThreshold',
+  'halfOpenAfter',
+  'halfOpenMaxCalls',
+  'isFailure',
+  'initialState',
+  'clock',
+  'name',
+] as const;
+
+const TIME_BUCKETS = 10;
+const FAILURE = 1;
+const SLOW = 2;
+
+/**
+ * A circuit breaker: `closed → open → halfOpen → closed | open`. Compiled into the pipeline, or shared
+ * between several functions that call one downstream.
+ *
+ * @example
+ * const breaker = circuitBreaker({ failureRateThreshold: 0.5, halfOpenAfter: 10_000 });
+ * const getUser = resilient(fetchUser, { circuitBreaker: breaker });
+ * const getOrder = resilient(fetchOrder, { circuitBreaker: breaker });
+ */
+export class CircuitBreaker {
+  readonly name: string | undefined;
+  readonly failureRateThreshold: number;
+  readonly minimumCalls: number;
+  readonly windowType: 'count' | 'time';
+  readonly windowSize: number;
+  readonly windowDuration: number;
+  readonly consecutiveFailureLimit: number;
+  readonly slowCallDuration: number;
+  readonly slowCallRateThreshold: number;
+  readonly halfOpenAfter: number;
+  readonly halfOpenMaxCalls: number;
+  readonly isFailure: (error: unknown) => boolean;
+  /** @internal */
+  readonly events = new Emitter();
+  /** @internal */
+  clock: Clock | undefined;
+
+  private currentState: CircuitState = 'closed';
+  /** Changes on every transition: samples of an older generation are ignored. */
+  private generation = 0;
+  private openedAt = 0;
+  private trialsInFlight = 0;
+  private trialSuccesses = 0;
+  private consecutive = 0;
+  // Count window.
+  private readonly outcomes: Uint8Array;
+  private cursor = 0;
+  private filled = 0;
+  // Time window.
+  private readonly bucketSize: number;
+  private readonly bucketCalls: Float64Array;
+  private readonly bucketFailures: Float64Array;
+  private readonly bucketSlow: Float64Array;
+  private epoch = -1;
+  // Totals over the window.
+  private calls = 0;
+  private failures = 0;
+  private slow = 0;
+
+  constructor(options: CircuitBreakerOptions = {}, path = 'circuitBreaker') {
+    const problems = new Problems();
+    const o = problems.object(path, options, KEYS) ?? {};
+    this.name = typeof o.name === 'string' ? o.name : undefined;
+    if (o.name !== undefined && typeof o.name !== 'string')
+      problems.add(`${path}.name`, o.name, 'a string');
+    const ratio = { min: 0, max: 1, exclusiveMin: true };
+    this.failureRateThreshold = problems.number(
+      `${path}.failureRateThreshold`,
+      o.failureRateThreshold,
+      CIRCUIT_BREAKER_DEFAULTS.failureRateThreshold,
+      ratio,
+    );
+    this.minimumCalls = problems.number(
+      `${path}.minimumCalls`,
+      o.minimumCalls,
+      CIRCUIT_BREAKER_DEFAULTS.minimumCalls,
+      {
+        min: 1,
+        integer: true,
+      },
+    );
+    let windowType: 'count' | 'time' = 'count';
+    let size: number = CIRCUIT_BREAKER_DEFAULTS.windowSize;
+    let duration: number = CIRCUIT_BREAKER_DEFAULTS.windowDuration;
+    if (o.window !== undefined) {
+      const w = problems.object(`${path}.window`, o.window, ['type', 'size', 'duration']);
+      if (w !== undefined) {
+        windowType = problems.oneOf(`${path}.window.type`, w.type, ['count', 'time'], 'count');
+        if (w.type === undefined) problems.add(`${path}.window.type`, w.type, "'count' or 'time'");
+        if (windowType === 'count') {
+          if (w.duration !== undefined)
+            problems.raw(
+              `\`${path}.window.duration\` applies to a time window; a count window takes \`size\``,
+            );
+          size = problems.number(`${path}.window.size`, w.size, size, {
+            min: 1,
+            max: 1_000_000,
+            integer: true,
+          });
+        } else {
+          if (w.size !== undefined)
+            problems.raw(
+              `\`${path}.window.size\` applies to a count window; a time window takes \`duration\``,
+            );
+          duration = problems.number(`${path}.window.duration`, w.duration, duration, {
+            min: 0,
+            exclusiveMin: true,
+          });
+        }
+      }
+    }
+    if (windowType === 'count' && this.minimumCalls > size) {
+      problems.raw(
+        `\`${path}.minimumCalls\` (${this.minimumCalls}) exceeds \`${path}.window.size\` (${size}): the circuit could never open on its failure rate`,
+      );
+    }
+    this.windowType = windowType;
+    this.windowSize = size;
+    this.windowDuration = duration;
+    this.consecutiveFailureLimit = problems.number(
+      `${path}.consecutiveFailures`,
+      o.consecutiveFailures,
+      Infinity,
+      {
+        min: 1,
+        integer: true,
+      },
+    );
+    this.slowCallDuration = problems.number(
+      `${path}.slowCallDuration`,
+      o.slowCallDuration,
+      Infinity,
+      {
+        min: 0,
+        exclusiveMin: true,
+      },
+    );
+    this.slowCallRateThreshold = problems.number(
+      `${path}.slowCallRateThreshold`,
+      o.slowCallRateThreshold,
+      CIRCUIT_BREAKER_DEFAULTS.slowCallRateThreshold,
+      ratio,
+    );
+    if (o.slowCallRateThreshold !== undefined && o.slowCallDuration === undefined) {
+      problems.raw(
+        `\`${path}.slowCallRateThreshold\` needs \`${path}.slowCallDuration\` to say what is slow`,
+      );
+    }
+    this.halfOpenAfter = problems.number(
+      `${path}.halfOpenAfter`,
+      o.halfOpenAfter,
+      CIRCUIT_BREAKER_DEFAULTS.halfOpenAfter,
+      {
+        min: 0,
+      },
+    );
+    this.halfOpenMaxCalls = problems.number(
+      `${path}.halfOpenMaxCalls`,
+      o.halfOpenMaxCalls,
+      CIRCUIT_BREAKER_DEFAULTS.halfOpenMaxCalls,
+      { min: 1, integer: true },
+    );
+    this.isFailure = problems.func(
+      `${path}.isFailure`,
+      o.isFailure,
+      CIRCUIT_BREAKER_DEFAULTS.isFailure,
+    );
+    const clock = o.clock;
+    if (clock !== undefined && !isClock(clock))
+      problems.add(`${path}.clock`, clock, 'a Clock { now, setTimer, clearTimer }');
+    this.clock = isClock(clock) ? clock : undefined;
+    const initial = o.initialState;
+    if (initial !== undefined && !isSnapshot(initial)) {
+      problems.add(`${path}.initialState`, initial, 'a snapshot from circuitBreaker.toJSON()');
+    }
+    problems.throwIfAny(path === 'circuitBreaker' ? 'Invalid circuitBreaker options' : undefined);
+
+    this.outcomes = new Uint8Array(windowType === 'count' ? size : 0);
+    this.bucketSize = duration / TIME_BUCKETS;
+    const buckets = windowType === 'time' ? TIME_BUCKETS : 0;
+    this.bucketCalls = new Float64Array(buckets);
+    this.bucketFailures = new Float64Array(buckets);
+    this.bucketSlow = new Float64Array(buckets);
+    if (isSnapshot(initial)) {
+      if (this.clock === undefined) this.pendingSnapshot = initial;
+      else this.restore(initial);
+    }
+  }
+
+  private pendingSnapshot: CircuitBreakerSnapshot | undefined = undefined;
+
+  /** @internal the first pipeline gives the breaker its clock when the user did not. */
+  adoptClock(clock: Clock): void {
+    this.clock ??= clock;
+    if (this.pendingSnapshot !== undefined) {
+      const snapshot = this.pendingSnapshot;
+      this.pendingSnapshot = undefined;
+      this.restore(snapshot);
+    }
+  }
+
+  /** The current state; an open circuit whose wait is over still reads `open` until the next call. */
+  get state(): CircuitState {
+    if (this.pendingSnapshot !== undefined) this.adoptClock(systemClock);
+    return this.currentState;
+  }
+
+  /** Listens to this breaker's transitions, whichever pipeline caused them. */
+  on(listener: Listener): Unsubscribe {
+    return this.events.on(listener);
+  }
+
+  // ---- admission and recording (the hot path) ----
+
+  /**
+   * Admits a call at `now`: returns a permit (>= 0) to pass to the record methods, or -1 when the call
+   * must be rejected (see {@link CircuitBreaker.retryAfter}).
+   */
+  tryEnter(now: number): number {
+    const state = this.currentState;
+    if (state === 'closed') return this.generation;
+    if (state === 'open') {
+      if (now - this.openedAt < this.halfOpenAfter) return -1;
+      this.transition('halfOpen', now);
+    } else if (state === 'isolated') {
+      return -1;
+    }
+    if (this.trialsInFlight >= this.halfOpenMaxCalls) return -1;
+    this.trialsInFlight++;
+    return this.generation;
+  }
+
+  /** ms until a rejected call could be admitted (0 while half-open trials are busy). */
+  retryAfter(now: number): number {
+    if (this.currentState === 'isolated') return Infinity;
+    if (this.currentState !== 'open') return 0;
+    return Math.max(0, this.openedAt + this.halfOpenAfter - now);
+  }
+
+  recordSuccess(permit: number, start: number): void {
+    if (permit !== this.generation) return;
+    let outcome = 0;
+    if (this.slowCallDuration !== Infinity && this.now() - start >= this.slowCallDuration)
+      outcome = SLOW;
+    if (this.currentState === 'halfOpen') {
+      this.trialsInFlight--;
+      if (outcome === SLOW) return this.transition('open', this.now());
+      if (++this.trialSuccesses >= this.halfOpenMaxCalls) this.transition('closed', start);
+      return;
+    }
+    this.consecutive = 0;
+    this.add(outcome, start);
+    if (outcome === SLOW) this.check(start);
+  }
+
+  recordFailure(permit: number, start: number, error: unknown): void {
+    if (permit !== this.generation) return;
+    let failure: boolean;
+    try {
+      failure = this.isFailure(error);
+    } catch {
+      failure = true;
+    }
+    if (!failure) return this.release(permit);
+    if (this.currentState === 'halfOpen') {
+      this.trialsInFlight--;
+      return this.transition('open', this.now());
+    }
+    let outcome = FAILURE;
+    if (this.slowCallDuration !== Infinity && this.now() - start >= this.slowCallDuration)
+      outcome |= SLOW;
+    this.consecutive++;
+    this.add(outcome, start);
+    this.check(start);
+  }
+
+  /** Gives a permit back without a sample (a local rejection or a caller abort after admission). */
+  release(permit: number): void {
+    if (permit === this.generation && this.currentState === 'halfOpen') this.trialsInFlight--;
+  }
+
+  // ---- manual control ----
+
+  /** Opens the circuit until {@link CircuitBreaker.reset}, whatever happens. */
+  isolate(): void {
+    this.transition('isolated', this.now());
+  }
+
+  /** Closes the circuit with a fresh window. */
+  reset(): void {
+    this.transition('closed', this.now());
+  }
+
+  /** Counts in the current window and the state. */
+  stats(): {
+    state: CircuitState;
+    calls: number;
+    failures: number;
+    slowCalls: number;
+    failureRate: number;
+    slowCallRate: number;
+    consecutiveFailures: number;
+    retryAfter: number;
+  } {
+    const now = this.now();
+    if (this.windowType === 'time') this.rotate(now);
+    return {
+      state: this.currentState,
+      calls: this.calls,
+      failures: this.failures,
+      slowCalls: this.slow,
+      failureRate: this.calls === 0 ? 0 : this.failures / this.calls,
+      slowCallRate: this.calls === 0 ? 0 : this.slow / this.calls,
+      consecutiveFailures: this.consecutive,
+      retryAfter: this.retryAfter(now),
+    };
+  }
+
+  /** A JSON snapshot to carry the state across processes; pass it back as `initialState`. */
+  toJSON(): CircuitBreakerSnapshot {
+    const now = this.now();
+    const base = {
+      version: 1 as const,
+      state: this.currentState,
+      retryAfter: this.retryAfter(now),
+      savedAt: Date.now(),
+      consecutiveFailures: this.consecutive,
+    };
+    if (this.windowType === 'count') {
+      const outcomes: number[] = [];
+      const size = this.windowSize;
+      for (let i = this.filled; i > 0; i--)
+        outcomes.push(this.outcomes[(this.cursor - i + size) % size] ?? 0);
+      return { ...base, outcomes };
+    }
+    const epoch = this.rotate(now);
+    const buckets: [number, number, number][] = [];
+    for (let i = TIME_BUCKETS - 1; i >= 0; i--) {
+      const slot = (((epoch - i) % TIME_BUCKETS) + TIME_BUCKETS) % TIME_BUCKETS;
+      buckets.push([
+        this.bucketCalls[slot] ?? 0,
+        this.bucketFailures[slot] ?? 0,
+        this.bucketSlow[slot] ?? 0,
+      ]);
+    }
+    return { ...base, buckets, bucketSize: this.bucketSize };
+  }
+
+  describe(): Record<string, unknown> {
+    return {
+      stage: 'circuitBreaker',
+      name: this.name ?? 'none',
+      failureRateThreshold: this.failureRateThreshold,
+      minimumCalls: this.minimumCalls,
+      window:
+        this.windowType === 'count'
+          ? { type: 'count', size: this.windowSize }
+          : { type: 'time', duration: this.windowDuration },
+      consecutiveFailures:
+        this.consecutiveFailureLimit === Infinity ? 'none' : this.consecutiveFailureLimit,
+      slowCallDuration: this.slowCallDuration === Infinity ? 'none' : this.slowCallDuration,
+      slowCallRateThreshold: this.slowCallRateThreshold,
+      halfOpenAfter: this.halfOpenAfter,
+      halfOpenMaxCalls: this.halfOpenMaxCalls,
+      isFailure: this.isFailure === CIRCUIT_BREAKER_DEFAULTS.isFailure ? 'default' : 'custom',
+    };
+  }
+
+  // ---- internals ----
+
+  private now(): number {
+    return (this.clock ?? systemClock).now();
+  }
+
+  private add(outcome: number, at: number): void {
+    const failure = outcome & FAILURE;
+    const slow = (outcome & SLOW) >> 1;
+    if (this.windowType === 'count') {
+      const size = this.windowSize;
+      if (this.filled === size) {
+        const old = this.outcomes[this.cursor] ?? 0;
+        this.failures -= old & FAILURE;
+        this.slow -= (old & SLOW) >> 1;
+      } else {
+        this.filled++;
+        this.calls++;
+      }
+      this.outcomes[this.cursor] = outcome;
+      this.cursor = this.cursor + 1 === size ? 0 : this.cursor + 1;
+    } else {
+      const slot = this.rotate(at);
+      this.bucketCalls[slot] = (this.bucketCalls[slot] ?? 0) + 1;
+      this.bucketFailures[slot] = (this.bucketFailures[slot] ?? 0) + failure;
+      this.bucketSlow[slot] = (this.bucketSlow[slot] ?? 0) + slow;
+      this.calls++;
+    }
+    this.failures += failure;
+    this.slow += slow;
+  }
+
+  /** Advances the time window to `now` (lazily, on access), dropping expired buckets; returns the slot. */
+  private rotate(now: number): number {
+    const epoch = Math.floor(now / this.bucketSize);
+    if (epoch > this.epoch) {
+      const steps = this.epoch < 0 ? TIME_BUCKETS : Math.min(TIME_BUCKETS, epoch - this.epoch);
+      for (let i = 1; i <= steps; i++) {
+        const slot = (((this.epoch + i) % TIME_BUCKETS) + TIME_BUCKETS) % TIME_BUCKETS;
+        this.calls -= this.bucketCalls[slot] ?? 0;
+        this.failures -= this.bucketFailures[slot] ?? 0;
+        this.slow -= this.bucketSlow[slot] ?? 0;
+        this.bucketCalls[slot] = 0;
+        this.bucketFailures[slot] = 0;
+        this.bucketSlow[slot] = 0;
+      }
+      this.epoch = epoch;
+    }
+    // A sample stamped before the latest rotation lands in the current bucket.
+    return ((this.epoch % TIME_BUCKETS) + TIME_BUCKETS) % TIME_BUCKETS;
+  }
+
+  private check(now: number): void {
+    if (this.consecutive >= this.consecutiveFailureLimit)
+      return this.transition('open', this.now());
+    if (this.windowType === 'time') this.rotate(now);
+    if (this.calls < this.minimumCalls) return;
+    if (
+      this.failures / this.calls >= this.failureRateThreshold ||
+      (this.slowCallDuration !== Infinity && this.slow / this.calls >= this.slowCallRateThreshold)
+    ) {
+      this.transition('open', this.now());
+    }
+  }
+
+  private clearWindow(): void {
+    this.outcomes.fill(0);
+    this.cursor = 0;
+    this.filled = 0;
+    this.bucketCalls.fill(0);
+    this.bucketFailures.fill(0);
+    this.bucketSlow.fill(0);
+    this.calls = 0;
+    this.failures = 0;
+    this.slow = 0;
+    this.consecutive = 0;
+  }
+
+  private transition(state: CircuitState, now: number): void {
+    const failureRate = this.calls === 0 ? 0 : this.failures / this.calls;
+    const slowCallRate = this.calls === 0 ? 0 : this.slow / this.calls;
+    const consecutive = this.consecutive;
+    this.currentState = state;
+    this.generation++;
+    this.trialsInFlight = 0;
+    this.trialSuccesses = 0;
+    if (state === 'open') this.openedAt = now;
+    if (state === 'closed') this.clearWindow();
+    const events = this.events;
+    if (!events.listening) return;
+    if (state === 'open') {
+      events.emit({
+        type: 'circuitOpened',
+        failureRate,
+        slowCallRate,
+        consecutiveFailures: consecutive,
+        retryAfter: this.halfOpenAfter,
+      });
+    } else if (state === 'halfOpen') events.emit({ type: 'circuitHalfOpened' });
+    else if (state === 'closed') events.emit({ type: 'circuitClosed' });
+    else events.emit({ type: 'circuitIsolated' });
+  }
+
+  private restore(s: CircuitBreakerSnapshot): void {
+    const now = this.now();
+    const elapsed = Math.max(0, Date.now() - s.savedAt);
+    this.clearWindow();
+    if (this.windowType === 'count' && s.outcomes !== undefined) {
+      for (const outcome of s.outcomes.slice(-this.windowSize)) this.add(outcome & 3, now);
+    } else if (
+      this.windowType === 'time' &&
+      s.buckets !== undefined &&
+      s.bucketSize !== undefined
+    ) {
+      this.rotate(now);
+      const shift = Math.floor(elapsed / s.bucketSize);
+      s.buckets.forEach(([calls, failures, slow], i) => {
+        const age = s.buckets!.length - 1 - i + shift; // buckets ago
+        if (age >= TIME_BUCKETS) return;
+        const slot = (((this.epoch - age) % TIME_BUCKETS) + TIME_BUCKETS) % TIME_BUCKETS;
+        this.bucketCalls[slot] = (this.bucketCalls[slot] ?? 0) + calls;
+        this.bucketFailures[slot] = (this.bucketFailures[slot] ?? 0) + failures;
+        this.bucketSlow[slot] = (this.bucketSlow[slot] ?? 0) + slow;
+        this.calls += calls;
+        this.failures += failures;
+        this.slow += slow;
+      });
+    }
+    this.consecutive = s.consecutiveFailures;
+    if (s.state === 'open' || s.state === 'halfOpen') {
+      // A half-open snapshot restarts as open with no wait left: the next call is a trial.
+      const remaining = s.state === 'open' ? Math.max(0, s.retryAfter - elapsed) : 0;
+      this.currentState = 'open';
+      this.openedAt = now - (this.halfOpenAfter - remaining);
+    } else {
+      this.currentState = s.state;
+    }
+    this.generation++;
+    if (this.events.listening)
+      this.events.emit({ type: 'circuitStateRestored', state: this.currentState });
+  }
+}
+
+export function isClock(value: unknown): value is Clock {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Clock).now === 'function' &&
+    typeof (value as Clock).setTimer === 'function' &&
+    typeof (value as Clock).clearTimer === 'function'
+  );
+}
+
+function isSnapshot(value: unknown): value is CircuitBreakerSnapshot {
+  if (typeof value !== 'object' || value === null) return false;
+  const s = value as Partial<CircuitBreakerSnapshot>;
+  return (
+    s.version === 1 &&
+    (s.state === 'closed' ||
+      s.state === 'open' ||
+      s.state === 'halfOpen' ||
+      s.state === 'isolated') &&
+    typeof s.retryAfter === 'number' &&
+    typeof s.savedAt === 'number' &&
+    typeof s.consecutiveFailures === 'number'
+  );
+}
+
+/**
+ * Makes a standalone {@link CircuitBreaker} to share between functions.
+ *
+ * @example
+ * const breaker = circuitBreaker({ consecutiveFailures: 5, halfOpenAfter: 10_000 });
+ */
+export function circuitBreaker(options: CircuitBreakerOptions = {}): CircuitBreaker {
+  return new CircuitBreaker(options);
+}

@@ -1,0 +1,296 @@
+import type { AttemptContext } from './core/attempt.js';
+import { Pipeline } from './core/pipeline.js';
+import { decorate, isDecoratorCall } from './decorator.js';
+import { Emitter, type Listener, type Unsubscribe } from './events.js';
+import { resolveOptions, type ResilientOptions, type ResolvedOptions } from './options.js';
+import { describeFallback, type FallbackOption, type FallbackValue } from './policies/fallback.js';
+import { describeRetry } from './policies/retry.js';
+import type { Bulkhead } from './policies/bulkhead.js';
+import type { Cache } from './policies/cache.js';
+import type { CircuitBreaker } from './policies/circuit-breaker.js';
+import type { RateLimiter } from './policies/rate-limiter.js';
+
+/** What `describe()` returns: the resolved pipeline, outermost stage first, defaults filled in. */
+export interface PipelineDescription {
+  readonly name: string | undefined;
+  /** The fixed order of the stages. */
+  readonly order: readonly string[];
+  /** Every stage in order; `enabled: false` for those not configured (they cost nothing). */
+  readonly stages: readonly ({ readonly stage: string; readonly enabled: boolean } & Record<
+    string,
+    unknown
+  >)[];
+  readonly signal: boolean;
+  readonly clock: 'system' | 'custom';
+  readonly stackTraces: boolean;
+}
+
+/** What `stats()` returns: the state of every stateful stage that is configured. */
+export interface PipelineStats {
+  readonly circuitBreaker?: ReturnType<CircuitBreaker['stats']>;
+  readonly rateLimiter?: ReturnType<RateLimiter['stats']>;
+  readonly bulkhead?: ReturnType<Bulkhead['stats']>;
+  readonly cache?: ReturnType<Cache['stats']>;
+  readonly retryBudget?: { calls: number; retries: number; allowed: number };
+}
+
+/** Methods shared by wrapped functions and policies. */
+export interface Observable {
+  /** The resolved pipeline: every stage, every option with defaults filled in. */
+  describe(): PipelineDescription;
+  /** Listens to every event; returns a function that stops listening. */
+  on(listener: Listener): Unsubscribe;
+  /** State of the stateful stages. */
+  stats(): PipelineStats;
+}
+
+/** A function wrapped by {@link resilient}: same parameters and `this`, a promise of the result or the fallback. */
+export interface ResilientFunction<This, A extends unknown[], T> extends Observable {
+  (this: This, ...args: A): Promise<T>;
+}
+
+/** Options of `policy.execute`. */
+export interface ExecuteOptions {
+  /** Aborts this call at once, wherever it waits; it rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A reusable policy made by `resilient(options)`. It wraps functions, decorates methods (TC39 and legacy
+ * `experimentalDecorators`) and runs tasks; its stateful stages (breaker, limiter, bulkhead) are shared
+ * by everything it wraps.
+ */
+export interface Policy<F = never> extends Observable {
+  /** Wraps `fn`. */
+  <A extends unknown[], R, This = unknown>(
+    fn: (this: This, ...args: A) => R,
+  ): ResilientFunction<This, A, Awaited<R> | FallbackValue<F>>;
+  /** Standard (TC39) method decorator. */
+  <This, A extends unknown[], R>(
+    method: (this: This, ...args: A) => R,
+    context: ClassMethodDecoratorContext<This, (this: This, ...args: A) => R>,
+  ): (this: This, ...args: A) => R;
+  /** Legacy (`experimentalDecorators`) method decorator, as NestJS uses. */
+  (
+    target: object,
+    propertyKey: string | symbol,
+    descriptor: PropertyDescriptor,
+  ): PropertyDescriptor;
+  /**
+   * Runs `task` through the pipeline. `task` gets the attempt's `signal` (aborted on timeout or caller
+   * abort) and number. The cache stage does not apply (there are no arguments to key on).
+   *
+   * @example
+   * await policy.execute(({ signal }) => fetch(url, { signal }), { signal: request.signal });
+   */
+  execute<T>(
+    task: (context: AttemptContext) => T,
+    options?: ExecuteOptions,
+  ): Promise<Awaited<T> | FallbackValue<F>>;
+}
+
+/**
+ * Makes `fn` resilient: same parameters, a promise of its result (or of the fallback's).
+ *
+ * @example
+ * const getUser = resilient(fetchUser, { retry: { maxAttempts: 4 }, timeout: 2_000, fallback: () => null });
+ * const user = await getUser('42'); // User | null
+ */
+export function resilient<
+  A extends unknown[],
+  R,
+  This = unknown,
+  const F extends FallbackOption<A> = never,
+>(
+  fn: (this: This, ...args: A) => R,
+  options?: ResilientOptions<A, F>,
+): ResilientFunction<This, A, Awaited<R> | FallbackValue<F>>;
+/**
+ * Makes a reusable {@link Policy}: wrap functions with it, use it as a method decorator, or run tasks
+ * with `policy.execute`.
+ *
+ * @example
+ * const policy = resilient({ retry: true, timeout: { attempt: 500, total: 3_000 } });
+ * const getOrder = policy(fetchOrder);
+ * class Repo { @policy async load(id: string) { ... } }
+ */
+export function resilient<const F extends FallbackOption = never>(
+  options?: ResilientOptions<unknown[], F>,
+): Policy<F>;
+export function resilient(
+  fnOrOptions?: ((...args: unknown[]) => unknown) | ResilientOptions,
+  options?: ResilientOptions,
+): unknown {
+  if (typeof fnOrOptions === 'function') {
+    const resolved = resolveOptions(options);
+    return wrap(fnOrOptions, resolved, undefined);
+  }
+  if (options !== undefined) {
+    throw new TypeError(
+      'resilient(options) takes one argument; to wrap a function call resilient(fn, options)',
+    );
+  }
+  return makePolicy(resolveOptions(fnOrOptions));
+}
+
+function makePolicy(resolved: ResolvedOptions): Policy<unknown> {
+  const events = new Emitter();
+  let executor: Pipeline | undefined;
+  const policy = function (
+    this: unknown,
+    target: unknown,
+    context?: unknown,
+    descriptor?: unknown,
+  ): unknown {
+    if (arguments.length === 1 && typeof target === 'function') {
+      return wrap(target as (...args: unknown[]) => unknown, resolved, events);
+    }
+    if (isDecoratorCall(arguments.length, target, context)) {
+      return decorate(target, context, descriptor, (method) => wrap(method, resolved, events));
+    }
+    throw new TypeError(
+      'A bulwark policy wraps a function (`policy(fn)`) or decorates a class method (`@policy`)',
+    );
+  } as Policy<unknown>;
+  const execute = (
+    task: (context: AttemptContext) => unknown,
+    options?: ExecuteOptions,
+  ): Promise<unknown> => {
+    if (typeof task !== 'function') {
+      return Promise.reject(
+        new TypeError(`Expected \`execute(task)\` to get a function, got ${typeof task}`),
+      );
+    }
+    const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      return Promise.reject(
+        new TypeError('Expected `execute(task, { signal })` to get an AbortSignal'),
+      );
+    }
+    executor ??= new Pipeline(undefined, resolved, events);
+    return executor.execute(task, signal);
+  };
+  Object.defineProperties(policy, {
+    execute: { value: execute },
+    describe: { value: () => describe(resolved, undefined) },
+    on: { value: (listener: Listener) => subscribe(events, resolved, listener) },
+    stats: { value: () => stats(resolved, undefined) },
+  });
+  return policy;
+}
+
+function wrap(
+  fn: (...args: unknown[]) => unknown,
+  resolved: ResolvedOptions,
+  parent: Emitter | undefined,
+): ResilientFunction<unknown, unknown[], unknown> {
+  if (typeof fn !== 'function')
+    throw new TypeError(`Expected a function to wrap, got ${typeof fn}`);
+  const pipeline = new Pipeline(fn, resolved, parent);
+  const cache = pipeline.cache;
+  if (cache !== undefined && cache.key === undefined && fn.length > 1) {
+    throw new TypeError(
+      `The default \`cache.key\` works for a function of at most one primitive argument, and \`${fn.name || 'anonymous'}\` declares ${fn.length}; pass \`cache.key: (...args) => key\``,
+    );
+  }
+  // Named parameters and `arguments.length` instead of a rest array: no array is allocated per call.
+  const wrapped = function (
+    this: unknown,
+    a0?: unknown,
+    a1?: unknown,
+    a2?: unknown,
+    a3?: unknown,
+  ): Promise<unknown> {
+    const argc = arguments.length;
+    return pipeline.call(
+      this,
+      argc,
+      a0,
+      a1,
+      a2,
+      a3,
+      // eslint-disable-next-line prefer-rest-params -- a rest array would be allocated on every call
+      argc > 4 ? (Array.prototype.slice.call(arguments) as unknown[]) : undefined,
+    );
+  } as ResilientFunction<unknown, unknown[], unknown>;
+  Object.defineProperties(wrapped, {
+    name: { value: fn.name, configurable: true },
+    length: { value: fn.length, configurable: true },
+    describe: { value: () => describe(resolved, pipeline) },
+    on: { value: (listener: Listener) => subscribe(pipeline.events, resolved, listener) },
+    stats: { value: () => stats(resolved, pipeline) },
+  });
+  return wrapped;
+}
+
+function subscribe(events: Emitter, resolved: ResolvedOptions, listener: Listener): Unsubscribe {
+  if (typeof listener !== 'function')
+    throw new TypeError(`Expected \`on(listener)\` to get a function, got ${typeof listener}`);
+  const offPipeline = events.on(listener);
+  const offBreaker = resolved.breaker?.on(listener);
+  return () => {
+    offPipeline();
+    offBreaker?.();
+  };
+}
+
+const ORDER = [
+  'fallback',
+  'cache',
+  'deadline',
+  'retry',
+  'circuitBreaker',
+  'rateLimiter',
+  'bulkhead',
+  'timeout',
+] as const;
+
+function describe(resolved: ResolvedOptions, pipeline: Pipeline | undefined): PipelineDescription {
+  const off = (stage: string): { stage: string; enabled: boolean } => ({ stage, enabled: false });
+  const on = (
+    description: Record<string, unknown>,
+  ): { stage: string; enabled: boolean } & Record<string, unknown> => ({
+    ...description,
+    stage: description.stage as string,
+    enabled: true,
+  });
+  const cache =
+    pipeline?.cache ?? (typeof resolved.cache === 'object' ? resolved.cache : undefined);
+  const total = resolved.timeout?.total ?? Infinity;
+  const attempt = resolved.timeout?.attempt ?? Infinity;
+  return {
+    name: resolved.name,
+    order: ORDER,
+    stages: [
+      resolved.fallback ? on(describeFallback(resolved.fallback)) : off('fallback'),
+      cache
+        ? on(cache.describe())
+        : resolved.cache
+          ? { stage: 'cache', enabled: true, shared: false, note: 'one cache per wrapped function' }
+          : off('cache'),
+      total === Infinity ? off('deadline') : on({ stage: 'deadline', total }),
+      resolved.retry ? on(describeRetry(resolved.retry)) : off('retry'),
+      resolved.breaker ? on(resolved.breaker.describe()) : off('circuitBreaker'),
+      resolved.limiter ? on(resolved.limiter.describe()) : off('rateLimiter'),
+      resolved.bulkhead ? on(resolved.bulkhead.describe()) : off('bulkhead'),
+      attempt === Infinity ? off('timeout') : on({ stage: 'timeout', attempt }),
+    ],
+    signal: resolved.signal !== undefined,
+    clock: resolved.clockIsCustom ? 'custom' : 'system',
+    stackTraces: resolved.stackTraces,
+  };
+}
+
+function stats(resolved: ResolvedOptions, pipeline: Pipeline | undefined): PipelineStats {
+  const result: {
+    -readonly [K in keyof PipelineStats]: PipelineStats[K];
+  } = {};
+  if (resolved.breaker) result.circuitBreaker = resolved.breaker.stats();
+  if (resolved.limiter) result.rateLimiter = resolved.limiter.stats();
+  if (resolved.bulkhead) result.bulkhead = resolved.bulkhead.stats();
+  const cache =
+    pipeline?.cache ?? (typeof resolved.cache === 'object' ? resolved.cache : undefined);
+  if (cache) result.cache = cache.stats();
+  if (resolved.retry?.budget) result.retryBudget = resolved.retry.budget.stats();
+  return result;
+}
