@@ -1,0 +1,80 @@
+import type { Clock, TimerHandle } from '../../src/clock.js';
+
+interface Timer {
+  readonly id: number;
+  readonly at: number;
+  readonly callback: () => void;
+  readonly unref: boolean;
+}
+
+/**
+ * A clock for tests: time moves only when the test says so. `advance(ms)` fires due timers in order of
+ * their due time (then of creation), letting promise reactions run between timers, as real timers do.
+ */
+export class ManualClock implements Clock {
+  private time: number;
+  private nextId = 1;
+  private readonly timers = new Map<number, Timer>();
+
+  constructor(start = 0) {
+    this.time = start;
+  }
+
+  now(): number {
+    return this.time;
+  }
+
+  setTimer(callback: () => void, ms: number, unref = false): TimerHandle {
+    const id = this.nextId++;
+    this.timers.set(id, { id, at: this.time + Math.max(0, ms), callback, unref });
+    return id;
+  }
+
+  clearTimer(handle: TimerHandle): void {
+    this.timers.delete(handle as number);
+  }
+
+  /** Timers still pending (all, or only those that would keep a real process alive). */
+  pending(options: { refOnly?: boolean } = {}): number {
+    let count = 0;
+    for (const timer of this.timers.values()) if (!options.refOnly || !timer.unref) count++;
+    return count;
+  }
+
+  /** Moves time forward by `ms`, firing every timer due on the way; settles promises between timers. */
+  async advance(ms: number): Promise<void> {
+    const target = this.time + ms;
+    await flush();
+    for (;;) {
+      let next: Timer | undefined;
+      for (const timer of this.timers.values()) {
+        if (timer.at <= target && (next === undefined || timer.at < next.at || (timer.at === next.at && timer.id < next.id))) {
+          next = timer;
+        }
+      }
+      if (next === undefined) break;
+      this.timers.delete(next.id);
+      this.time = Math.max(this.time, next.at);
+      next.callback();
+      await flush();
+    }
+    this.time = target;
+    await flush();
+  }
+
+  /** Fires every pending timer, however far ahead (bounded, to catch runaway timer loops). */
+  async runAll(limit = 10_000): Promise<void> {
+    for (let i = 0; i < limit && this.timers.size > 0; i++) {
+      let next: Timer | undefined;
+      for (const timer of this.timers.values()) if (next === undefined || timer.at < next.at) next = timer;
+      if (next === undefined) break;
+      await this.advance(next.at - this.time);
+    }
+  }
+}
+
+/** Lets every queued promise reaction run (several rounds, for chains of awaits). */
+export async function flush(rounds = 20): Promise<void> {
+  for (let i = 0; i < rounds; i++) await Promise.resolve();
+  await new Promise<void>((resolve) => setImmediate(resolve));
+}
