@@ -189,9 +189,10 @@ export class Pipeline {
     this.signal = options.signal;
     this.stackTraces = options.stackTraces;
     const breaker = this.breaker;
+    // Any breaker needs the time: an open circuit turns half-open after `halfOpenAfter`, even with a
+    // count window (with `now` stuck at 0 it would stay open for ever).
     this.needsClock =
-      (breaker !== undefined &&
-        (breaker.windowType === 'time' || breaker.slowCallDuration !== Infinity)) ||
+      breaker !== undefined ||
       this.limiter !== undefined ||
       this.firstTimeout !== Infinity ||
       this.retry?.budget !== undefined;

@@ -1,0 +1,835 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  backoff,
+  BulkheadRejectedError,
+  circuitBreaker,
+  CircuitBreaker,
+  CircuitOpenError,
+  isResilienceError,
+  RateLimitedError,
+  resilient,
+  type CircuitBreakerOptions,
+  type CircuitBreakerSnapshot,
+  type ResilienceEvent,
+} from '../../src/index.js';
+import { ManualClock } from '../helpers/manual-clock.js';
+
+type Outcome = 'ok' | 'fail' | number; // a number: a success that takes that many ms
+
+const boom = new Error('boom');
+
+/** A breaker on a manual clock, and a wrapped function whose outcome each call chooses. */
+function setup(options: CircuitBreakerOptions = {}, clock = new ManualClock()) {
+  const breaker = circuitBreaker({ clock, ...options });
+  const fn = vi.fn((outcome: Outcome): Promise<string> => {
+    if (outcome === 'ok') return Promise.resolve('ok');
+    if (outcome === 'fail') return Promise.reject(boom);
+    return new Promise((resolve) => clock.setTimer(() => resolve('slow'), outcome));
+  });
+  const call = resilient(fn, { clock, circuitBreaker: breaker });
+  const events: ResilienceEvent[] = [];
+  breaker.on((event) => events.push(event));
+  /** Calls and settles (advancing the clock for slow calls); returns the value or the error. */
+  const run = async (outcome: Outcome): Promise<unknown> => {
+    const promise = call(outcome).then(
+      (value) => value,
+      (error: unknown) => error,
+    );
+    if (typeof outcome === 'number') await clock.advance(outcome);
+    return promise;
+  };
+  const runAll = async (...outcomes: Outcome[]): Promise<void> => {
+    for (const outcome of outcomes) await run(outcome);
+  };
+  const types = (): string[] => events.map((e) => e.type);
+  return { breaker, clock, fn, call, run, runAll, events, types };
+}
+
+const times = (n: number, outcome: Outcome): Outcome[] => Array<Outcome>(n).fill(outcome);
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('circuit breaker: defaults', () => {
+  it('describes every default', () => {
+    const breaker = circuitBreaker();
+    expect(breaker.describe()).toEqual({
+      stage: 'circuitBreaker',
+      name: 'none',
+      failureRateThreshold: 0.5,
+      minimumCalls: 20,
+      window: { type: 'count', size: 100 },
+      consecutiveFailures: 'none',
+      slowCallDuration: 'none',
+      slowCallRateThreshold: 1,
+      halfOpenAfter: 30_000,
+      halfOpenMaxCalls: 1,
+      isFailure: 'default',
+    });
+    expect(breaker).toBeInstanceOf(CircuitBreaker);
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('stays closed below minimumCalls (20) even when every call fails', async () => {
+    const { runAll, breaker, fn, run } = setup();
+    await runAll(...times(19, 'fail'));
+    expect(breaker.state).toBe('closed');
+    await run('fail');
+    expect(breaker.state).toBe('open');
+    expect(fn).toHaveBeenCalledTimes(20);
+  });
+
+  it('opens when the failure rate reaches 0.5 exactly, not below', async () => {
+    const a = setup();
+    await a.runAll(...times(11, 'ok'), ...times(9, 'fail'));
+    expect(a.breaker.stats()).toMatchObject({ state: 'closed', calls: 20, failureRate: 0.45 });
+    const b = setup();
+    await b.runAll(...times(10, 'ok'), ...times(10, 'fail'));
+    expect(b.breaker.state).toBe('open');
+  });
+
+  it('halfOpenAfter defaults to 30 s', async () => {
+    const { runAll, breaker, clock, run } = setup({ consecutiveFailures: 1 });
+    await runAll('fail');
+    await clock.advance(29_999);
+    expect(await run('ok')).toBeInstanceOf(CircuitOpenError);
+    await clock.advance(1);
+    expect(await run('ok')).toBe('ok');
+    expect(breaker.state).toBe('closed');
+  });
+});
+
+describe('circuit breaker: count window', () => {
+  it('keeps the last `size` outcomes only', async () => {
+    const { runAll, breaker } = setup({ window: { type: 'count', size: 4 }, minimumCalls: 4 });
+    await runAll('fail', 'ok', 'ok', 'ok');
+    expect(breaker.stats()).toMatchObject({ calls: 4, failures: 1, failureRate: 0.25 });
+    await runAll('ok');
+    expect(breaker.stats()).toMatchObject({ calls: 4, failures: 0 });
+    await runAll('fail');
+    expect(breaker.stats()).toMatchObject({ calls: 4, failures: 1, state: 'closed' });
+    await runAll('fail');
+    expect(breaker.stats()).toMatchObject({ state: 'open' });
+  });
+
+  it('honours a custom failureRateThreshold', async () => {
+    const { runAll, breaker } = setup({
+      window: { type: 'count', size: 10 },
+      minimumCalls: 4,
+      failureRateThreshold: 0.75,
+    });
+    await runAll('fail', 'fail', 'ok', 'ok');
+    expect(breaker.state).toBe('closed');
+    await runAll('fail');
+    expect(breaker.state).toBe('closed'); // 3 / 5
+    await runAll('fail');
+    expect(breaker.state).toBe('closed'); // 4 / 6
+    await runAll('fail', 'fail');
+    expect(breaker.state).toBe('open'); // 6 / 8
+  });
+
+  it('failureRateThreshold 1 opens only when every call in the window failed', async () => {
+    const { runAll, breaker } = setup({
+      window: { type: 'count', size: 3 },
+      minimumCalls: 3,
+      failureRateThreshold: 1,
+    });
+    await runAll('ok', 'fail', 'fail');
+    expect(breaker.state).toBe('closed');
+    await runAll('fail');
+    expect(breaker.state).toBe('open');
+  });
+
+  it('sets no timer', async () => {
+    const { runAll, clock } = setup({ minimumCalls: 2 });
+    await runAll('fail', 'fail', 'ok');
+    expect(clock.pending()).toBe(0);
+  });
+});
+
+describe('circuit breaker: time window', () => {
+  const time = { window: { type: 'time' as const, duration: 1_000 }, minimumCalls: 2 };
+
+  it('counts calls within the last `duration` ms', async () => {
+    const { runAll, breaker, clock } = setup(time);
+    await runAll('fail');
+    await clock.advance(999);
+    await runAll('fail');
+    expect(breaker.state).toBe('open');
+  });
+
+  it('forgets calls older than `duration`, lazily and without timers', async () => {
+    const { runAll, breaker, clock } = setup(time);
+    await runAll('fail', 'ok');
+    expect(breaker.stats()).toMatchObject({ calls: 2, failures: 1 });
+    expect(clock.pending()).toBe(0);
+    await clock.advance(1_000);
+    expect(breaker.stats()).toMatchObject({ calls: 0, failures: 0, failureRate: 0 });
+    await runAll('fail');
+    expect(breaker.state).toBe('closed'); // the first failure has left the window
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('drops buckets one by one as time passes', async () => {
+    const { runAll, breaker, clock } = setup({ ...time, minimumCalls: 10 });
+    await runAll('ok'); // t = 0
+    await clock.advance(500);
+    await runAll('fail', 'fail'); // t = 500
+    await clock.advance(499); // t = 999
+    expect(breaker.stats()).toMatchObject({ calls: 3, failures: 2 });
+    await clock.advance(1); // t = 1000: the bucket of t = 0 leaves
+    expect(breaker.stats()).toMatchObject({ calls: 2, failures: 2 });
+    await clock.advance(500); // t = 1500: the bucket of t = 500 leaves
+    expect(breaker.stats()).toMatchObject({ calls: 0, failures: 0 });
+  });
+
+  it('survives a jump of many windows', async () => {
+    const { runAll, breaker, clock } = setup(time);
+    await runAll('fail');
+    await clock.advance(1e9);
+    expect(breaker.stats().calls).toBe(0);
+    await runAll('fail', 'fail');
+    expect(breaker.state).toBe('open');
+  });
+
+  it('does not allow a size with a time window, nor a duration with a count window', () => {
+    expect(() => circuitBreaker({ window: { type: 'time', size: 5 } as never })).toThrow(
+      /`circuitBreaker.window.size` applies to a count window/,
+    );
+    expect(() => circuitBreaker({ window: { type: 'count', duration: 5 } as never })).toThrow(
+      /`circuitBreaker.window.duration` applies to a time window/,
+    );
+  });
+
+  it('defaults its duration to 60 s', async () => {
+    const breaker = circuitBreaker({ window: { type: 'time' } });
+    expect(breaker.describe().window).toEqual({ type: 'time', duration: 60_000 });
+    const { runAll, clock, breaker: b } = setup({ window: { type: 'time' }, minimumCalls: 2 });
+    await runAll('fail');
+    await clock.advance(59_999);
+    await runAll('fail');
+    expect(b.state).toBe('open');
+  });
+});
+
+describe('circuit breaker: consecutiveFailures', () => {
+  it('opens after n failures in a row, whatever minimumCalls', async () => {
+    const { runAll, breaker, events } = setup({ consecutiveFailures: 3 });
+    await runAll('fail', 'fail');
+    expect(breaker.stats().consecutiveFailures).toBe(2);
+    await runAll('ok');
+    expect(breaker.stats().consecutiveFailures).toBe(0);
+    await runAll('fail', 'fail');
+    expect(breaker.state).toBe('closed');
+    await runAll('fail');
+    expect(breaker.state).toBe('open');
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'circuitOpened', consecutiveFailures: 3 }),
+    );
+  });
+});
+
+describe('circuit breaker: slow calls', () => {
+  it('counts a success that took slowCallDuration or more as slow, and opens on the slow rate', async () => {
+    const { run, breaker, events } = setup({
+      slowCallDuration: 100,
+      slowCallRateThreshold: 0.5,
+      minimumCalls: 2,
+    });
+    expect(await run(99)).toBe('slow');
+    expect(breaker.stats()).toMatchObject({ calls: 1, slowCalls: 0 });
+    expect(await run(100)).toBe('slow');
+    expect(breaker.stats()).toMatchObject({ state: 'open', slowCalls: 1, failures: 0 });
+    expect(events.at(-1)).toEqual({
+      type: 'circuitOpened',
+      failureRate: 0,
+      slowCallRate: 0.5,
+      consecutiveFailures: 0,
+      retryAfter: 30_000,
+    });
+  });
+
+  it('slowCallRateThreshold defaults to 1: every call in the window must be slow', async () => {
+    const { run, runAll, breaker } = setup({ slowCallDuration: 50, minimumCalls: 2 });
+    await runAll('ok');
+    await run(60);
+    expect(breaker.state).toBe('closed');
+    await run(60);
+    expect(breaker.state).toBe('closed'); // 2 of 3
+    const b = setup({ slowCallDuration: 50, minimumCalls: 2 });
+    await b.run(60);
+    await b.run(60);
+    expect(b.breaker.state).toBe('open');
+  });
+
+  it('a slow failure counts as both a failure and a slow call', async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({ clock, slowCallDuration: 10, minimumCalls: 5 });
+    const call = resilient(
+      () => new Promise((_, reject) => clock.setTimer(() => reject(boom), 10)),
+      { clock, circuitBreaker: breaker },
+    );
+    const settled = call().catch((e: unknown) => e);
+    await clock.advance(10);
+    expect(await settled).toBe(boom);
+    expect(breaker.stats()).toMatchObject({ calls: 1, failures: 1, slowCalls: 1 });
+  });
+});
+
+describe('circuit breaker: open and half-open', () => {
+  it('rejects at once without calling fn, with retryAfter counting down', async () => {
+    const { runAll, run, fn, clock, breaker } = setup({
+      consecutiveFailures: 1,
+      halfOpenAfter: 1_000,
+    });
+    await runAll('fail');
+    fn.mockClear();
+    const error = (await run('ok')) as CircuitOpenError;
+    expect(error).toBeInstanceOf(CircuitOpenError);
+    expect(error.retryAfter).toBe(1_000);
+    expect(error.code).toBe('ERR_BULWARK_CIRCUIT_OPEN');
+    expect(error.name).toBe('CircuitOpenError');
+    expect(error.message).toBe('Circuit is open; retry after 1000 ms');
+    expect(isResilienceError(error)).toBe(true);
+    await clock.advance(400);
+    expect(((await run('ok')) as CircuitOpenError).retryAfter).toBe(600);
+    expect(breaker.stats().retryAfter).toBe(600);
+    expect(fn).not.toHaveBeenCalled();
+    expect(breaker.state).toBe('open');
+  });
+
+  it('lets one trial through after halfOpenAfter; its success closes with a fresh window', async () => {
+    const { runAll, run, clock, breaker, types } = setup({
+      window: { type: 'count', size: 10 },
+      minimumCalls: 2,
+      halfOpenAfter: 1_000,
+    });
+    await runAll('ok', 'fail', 'fail');
+    expect(breaker.state).toBe('open');
+    await clock.advance(1_000);
+    expect(breaker.state).toBe('open'); // lazily: it turns half-open on the next call
+    expect(await run('ok')).toBe('ok');
+    expect(breaker.stats()).toMatchObject({ state: 'closed', calls: 0, failures: 0 });
+    expect(types()).toEqual(['circuitOpened', 'circuitHalfOpened', 'circuitClosed']);
+    await runAll('fail');
+    expect(breaker.state).toBe('closed'); // 1 call < minimumCalls: the window really is fresh
+  });
+
+  it('a failed trial opens the circuit again for another halfOpenAfter', async () => {
+    const { runAll, run, clock, breaker, types } = setup({
+      consecutiveFailures: 1,
+      halfOpenAfter: 1_000,
+    });
+    await runAll('fail');
+    await clock.advance(1_000);
+    expect(await run('fail')).toBe(boom);
+    expect(breaker.state).toBe('open');
+    expect(breaker.stats().retryAfter).toBe(1_000);
+    expect(types()).toEqual(['circuitOpened', 'circuitHalfOpened', 'circuitOpened']);
+  });
+
+  it('halfOpenMaxCalls: callers beyond the trials are rejected at once, not parked', async () => {
+    const { runAll, call, clock, breaker, fn } = setup({
+      consecutiveFailures: 1,
+      halfOpenAfter: 1_000,
+      halfOpenMaxCalls: 2,
+    });
+    await runAll('fail');
+    await clock.advance(1_000);
+    fn.mockClear();
+    const t1 = call(100);
+    const t2 = call(100);
+    expect(breaker.state).toBe('halfOpen');
+    const extra = await call('ok').catch((e: unknown) => e);
+    expect(extra).toBeInstanceOf(CircuitOpenError);
+    expect((extra as CircuitOpenError).retryAfter).toBe(0);
+    expect(fn).toHaveBeenCalledTimes(2);
+    await clock.advance(50);
+    expect(breaker.state).toBe('halfOpen'); // trials still running
+    await clock.advance(50);
+    expect(await t1).toBe('slow');
+    expect(await t2).toBe('slow');
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('closes only when every trial succeeded: one failure among them opens', async () => {
+    const { runAll, call, clock, breaker } = setup({
+      consecutiveFailures: 1,
+      halfOpenAfter: 1_000,
+      halfOpenMaxCalls: 3,
+    });
+    await runAll('fail');
+    await clock.advance(1_000);
+    const ok1 = call('ok');
+    const bad = call('fail').catch((e: unknown) => e);
+    const ok2 = call('ok');
+    expect(await ok1).toBe('ok');
+    expect(await bad).toBe(boom);
+    expect(breaker.state).toBe('open');
+    expect(await ok2).toBe('ok'); // a late success of an older trial does not close it
+    expect(breaker.state).toBe('open');
+  });
+
+  it('a slow trial success opens the circuit again', async () => {
+    const { runAll, run, clock, breaker } = setup({
+      consecutiveFailures: 1,
+      halfOpenAfter: 1_000,
+      slowCallDuration: 50,
+    });
+    await runAll('fail');
+    await clock.advance(1_000);
+    expect(await run(60)).toBe('slow');
+    expect(breaker.state).toBe('open');
+  });
+
+  it('halfOpenAfter 0 lets the next call through as a trial', async () => {
+    const { runAll, run, breaker } = setup({ consecutiveFailures: 1, halfOpenAfter: 0 });
+    await runAll('fail');
+    expect(breaker.state).toBe('open');
+    expect(await run('ok')).toBe('ok');
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('ignores outcomes of calls admitted before a transition', async () => {
+    const { call, runAll, breaker, clock } = setup({ consecutiveFailures: 1 });
+    const slow = call(100);
+    await runAll('fail');
+    breaker.reset();
+    await clock.advance(100);
+    expect(await slow).toBe('slow');
+    expect(breaker.stats().calls).toBe(0);
+  });
+});
+
+describe('circuit breaker: isFailure', () => {
+  it('counts only the errors isFailure accepts; the others are not samples', async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({
+      clock,
+      consecutiveFailures: 2,
+      isFailure: (error) => error instanceof TypeError,
+    });
+    const call = resilient((error: Error) => Promise.reject(error), {
+      clock,
+      circuitBreaker: breaker,
+    });
+    for (let i = 0; i < 5; i++) await call(new RangeError('ignored')).catch(() => undefined);
+    expect(breaker.stats()).toMatchObject({ state: 'closed', calls: 0 });
+    await call(new TypeError('a')).catch(() => undefined);
+    await call(new TypeError('b')).catch(() => undefined);
+    expect(breaker.state).toBe('open');
+    expect(breaker.describe().isFailure).toBe('custom');
+  });
+
+  it('a throwing isFailure counts the error as a failure', async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({
+      clock,
+      consecutiveFailures: 1,
+      isFailure: () => {
+        throw new Error('bad predicate');
+      },
+    });
+    const call = resilient(() => Promise.reject(boom), { clock, circuitBreaker: breaker });
+    expect(await call().catch((e: unknown) => e)).toBe(boom);
+    expect(breaker.state).toBe('open');
+  });
+
+  it('an error isFailure rejects gives a half-open trial slot back', async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({
+      clock,
+      consecutiveFailures: 1,
+      halfOpenAfter: 10,
+      isFailure: (error) => error === boom,
+    });
+    const call = resilient((e: unknown) => Promise.reject(e), { clock, circuitBreaker: breaker });
+    await call(boom).catch(() => undefined);
+    await clock.advance(10);
+    await call('not a failure').catch(() => undefined);
+    expect(breaker.state).toBe('halfOpen');
+    expect(await call(boom).catch((e: unknown) => e)).toBe(boom); // admitted as a trial again
+    expect(breaker.state).toBe('open');
+  });
+
+  it('by default, local rejections are not failures', () => {
+    const breaker = circuitBreaker({ clock: new ManualClock(), consecutiveFailures: 1 });
+    const permit = breaker.tryEnter(0);
+    breaker.recordFailure(permit, 0, new RateLimitedError(5));
+    breaker.recordFailure(breaker.tryEnter(0), 0, new BulkheadRejectedError('full'));
+    breaker.recordFailure(breaker.tryEnter(0), 0, new CircuitOpenError(5));
+    expect(breaker.state).toBe('closed');
+    breaker.recordFailure(breaker.tryEnter(0), 0, boom);
+    expect(breaker.state).toBe('open');
+  });
+
+  it('a caller abort is not a failure', async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({ clock, consecutiveFailures: 1 });
+    const policy = resilient({ clock, circuitBreaker: breaker });
+    const controller = new AbortController();
+    const pending = policy
+      .execute(() => new Promise(() => undefined), { signal: controller.signal })
+      .catch((e: unknown) => e);
+    controller.abort(new Error('caller gave up'));
+    expect(await pending).toEqual(new Error('caller gave up'));
+    expect(breaker.stats()).toMatchObject({ state: 'closed', calls: 0 });
+  });
+});
+
+describe('circuit breaker: isolate and reset', () => {
+  it('isolate() keeps it open until reset(), whatever the time', async () => {
+    const { breaker, run, clock, fn, types } = setup({ halfOpenAfter: 10 });
+    breaker.isolate();
+    expect(breaker.state).toBe('isolated');
+    const error = (await run('ok')) as CircuitOpenError;
+    expect(error).toBeInstanceOf(CircuitOpenError);
+    expect(error.retryAfter).toBe(Infinity);
+    expect(error.message).toBe('Circuit is isolated');
+    await clock.advance(1e6);
+    expect(await run('ok')).toBeInstanceOf(CircuitOpenError);
+    expect(fn).not.toHaveBeenCalled();
+    expect(breaker.stats().retryAfter).toBe(Infinity);
+    breaker.reset();
+    expect(breaker.state).toBe('closed');
+    expect(await run('ok')).toBe('ok');
+    expect(types()).toEqual(['circuitIsolated', 'circuitClosed']);
+  });
+
+  it('reset() closes an open circuit with a fresh window', async () => {
+    const { breaker, runAll } = setup({ minimumCalls: 2 });
+    await runAll('fail', 'fail');
+    expect(breaker.state).toBe('open');
+    breaker.reset();
+    expect(breaker.stats()).toMatchObject({ state: 'closed', calls: 0, consecutiveFailures: 0 });
+  });
+});
+
+describe('circuit breaker: toJSON and initialState', () => {
+  it('round-trips a count window and an open state, aged by the wall clock', async () => {
+    const now = vi.spyOn(Date, 'now').mockReturnValue(1_000_000);
+    const { breaker, runAll, clock } = setup({
+      window: { type: 'count', size: 5 },
+      minimumCalls: 5,
+      halfOpenAfter: 10_000,
+    });
+    await runAll('ok', 'ok', 'ok', 'fail', 'fail', 'fail');
+    expect(breaker.state).toBe('open');
+    await clock.advance(4_000);
+    const snapshot = JSON.parse(JSON.stringify(breaker)) as CircuitBreakerSnapshot;
+    expect(snapshot).toEqual({
+      version: 1,
+      state: 'open',
+      retryAfter: 6_000,
+      savedAt: 1_000_000,
+      consecutiveFailures: 3,
+      outcomes: [0, 0, 1, 1, 1],
+    });
+
+    now.mockReturnValue(1_002_500); // restored 2.5 s later, in another process
+    const clock2 = new ManualClock(77);
+    const restored = circuitBreaker({
+      clock: clock2,
+      window: { type: 'count', size: 5 },
+      minimumCalls: 5,
+      halfOpenAfter: 10_000,
+      initialState: snapshot,
+    });
+    expect(restored.stats()).toMatchObject({
+      state: 'open',
+      calls: 5,
+      failures: 3,
+      consecutiveFailures: 3,
+      retryAfter: 3_500,
+    });
+    expect(restored.toJSON().outcomes).toEqual([0, 0, 1, 1, 1]);
+    expect(restored.tryEnter(clock2.now() + 3_499)).toBe(-1);
+    expect(restored.tryEnter(clock2.now() + 3_500)).toBeGreaterThanOrEqual(0);
+    expect(restored.state).toBe('halfOpen');
+  });
+
+  it('an open snapshot older than its wait restores ready for a trial', () => {
+    const now = vi.spyOn(Date, 'now').mockReturnValue(0);
+    const clock = new ManualClock();
+    const source = circuitBreaker({ clock, halfOpenAfter: 1_000 });
+    source.isolate();
+    source.reset();
+    source.recordFailure(source.tryEnter(0), 0, boom);
+    const open = { ...source.toJSON(), state: 'open' as const, retryAfter: 1_000 };
+    now.mockReturnValue(5_000);
+    const restored = circuitBreaker({ clock, halfOpenAfter: 1_000, initialState: open });
+    expect(restored.stats().retryAfter).toBe(0);
+    expect(restored.tryEnter(0)).toBeGreaterThanOrEqual(0);
+  });
+
+  it('a count snapshot keeps only the newest outcomes that fit a smaller window', () => {
+    vi.spyOn(Date, 'now').mockReturnValue(0);
+    const snapshot: CircuitBreakerSnapshot = {
+      version: 1,
+      state: 'closed',
+      retryAfter: 0,
+      savedAt: 0,
+      consecutiveFailures: 0,
+      outcomes: [1, 1, 1, 0, 2, 3],
+    };
+    const restored = circuitBreaker({
+      clock: new ManualClock(),
+      window: { type: 'count', size: 3 },
+      minimumCalls: 3,
+      initialState: snapshot,
+    });
+    expect(restored.stats()).toMatchObject({ calls: 3, failures: 1, slowCalls: 2 });
+    expect(restored.toJSON().outcomes).toEqual([0, 2, 3]);
+  });
+
+  it('round-trips a time window, dropping buckets that aged out', async () => {
+    const now = vi.spyOn(Date, 'now').mockReturnValue(50_000);
+    const options = { window: { type: 'time' as const, duration: 1_000 }, minimumCalls: 100 };
+    const { breaker, runAll, clock } = setup(options);
+    await runAll('fail'); // t = 0
+    await clock.advance(500);
+    await runAll('ok', 'fail'); // t = 500
+    const snapshot = breaker.toJSON();
+    expect(snapshot.bucketSize).toBe(100);
+    expect(snapshot.buckets).toHaveLength(10);
+    expect(snapshot.buckets?.at(-1)).toEqual([2, 1, 0]);
+    expect(snapshot.buckets?.at(-6)).toEqual([1, 1, 0]);
+
+    const same = circuitBreaker({ ...options, clock: new ManualClock(), initialState: snapshot });
+    expect(same.stats()).toMatchObject({ calls: 3, failures: 2 });
+
+    now.mockReturnValue(50_700); // 700 ms later: the bucket of t = 0 is now 1200 ms old
+    const later = circuitBreaker({ ...options, clock: new ManualClock(), initialState: snapshot });
+    expect(later.stats()).toMatchObject({ calls: 2, failures: 1 });
+
+    now.mockReturnValue(52_000);
+    const expired = circuitBreaker({
+      ...options,
+      clock: new ManualClock(),
+      initialState: snapshot,
+    });
+    expect(expired.stats()).toMatchObject({ calls: 0, failures: 0 });
+  });
+
+  it('restores isolated and closed states; a half-open one restarts ready for a trial', () => {
+    vi.spyOn(Date, 'now').mockReturnValue(0);
+    const base = { version: 1 as const, retryAfter: 0, savedAt: 0, consecutiveFailures: 0 };
+    const clock = new ManualClock();
+    expect(
+      circuitBreaker({ clock, initialState: { ...base, state: 'isolated' } }).tryEnter(1e9),
+    ).toBe(-1);
+    expect(circuitBreaker({ clock, initialState: { ...base, state: 'closed' } }).state).toBe(
+      'closed',
+    );
+    const half = circuitBreaker({ clock, initialState: { ...base, state: 'halfOpen' } });
+    expect(half.state).toBe('open');
+    expect(half.tryEnter(0)).toBeGreaterThanOrEqual(0);
+    expect(half.state).toBe('halfOpen');
+  });
+
+  it('without a clock, the snapshot is restored when the first pipeline gives one', async () => {
+    vi.spyOn(Date, 'now').mockReturnValue(0);
+    const snapshot: CircuitBreakerSnapshot = {
+      version: 1,
+      state: 'open',
+      retryAfter: 500,
+      savedAt: 0,
+      consecutiveFailures: 1,
+    };
+    const breaker = circuitBreaker({ initialState: snapshot, halfOpenAfter: 1_000 });
+    const clock = new ManualClock(10_000);
+    const call = resilient(() => Promise.resolve('ok'), { clock, circuitBreaker: breaker });
+    expect(await call().catch((e: unknown) => e)).toBeInstanceOf(CircuitOpenError);
+    await clock.advance(500);
+    expect(await call()).toBe('ok');
+  });
+
+  it('without any clock, reading the state restores against the system clock', () => {
+    vi.spyOn(Date, 'now').mockReturnValue(0);
+    const breaker = circuitBreaker({
+      initialState: {
+        version: 1,
+        state: 'isolated',
+        retryAfter: Infinity,
+        savedAt: 0,
+        consecutiveFailures: 0,
+      },
+    });
+    expect(breaker.state).toBe('isolated');
+  });
+
+  it('rejects something that is not a snapshot', () => {
+    expect(() =>
+      circuitBreaker({ initialState: { version: 2 } as unknown as CircuitBreakerSnapshot }),
+    ).toThrow(/`circuitBreaker.initialState` to be a snapshot from circuitBreaker.toJSON\(\)/);
+    expect(() =>
+      circuitBreaker({ initialState: null as unknown as CircuitBreakerSnapshot }),
+    ).toThrow(/initialState/);
+  });
+});
+
+describe('circuit breaker: one sample per attempt', () => {
+  it('each retry attempt records one sample', async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({ clock, minimumCalls: 10 });
+    const fn = vi.fn(() => Promise.reject(boom));
+    const call = resilient(fn, {
+      clock,
+      circuitBreaker: breaker,
+      retry: { maxAttempts: 3, backoff: backoff.constant(10) },
+    });
+    const result = call().catch((e: unknown) => e);
+    await clock.advance(20);
+    expect(await result).toBe(boom);
+    expect(fn).toHaveBeenCalledTimes(3);
+    expect(breaker.stats()).toMatchObject({ calls: 3, failures: 3, consecutiveFailures: 3 });
+  });
+
+  it('a retry that meets an open circuit is not retried and fn is not called again', async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({ clock, consecutiveFailures: 2 });
+    const fn = vi.fn(() => Promise.reject(boom));
+    const call = resilient(fn, {
+      clock,
+      circuitBreaker: breaker,
+      retry: { maxAttempts: 5, backoff: backoff.constant(10) },
+    });
+    const result = call().catch((e: unknown) => e);
+    await clock.advance(100);
+    expect(await result).toBeInstanceOf(CircuitOpenError);
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe('circuit breaker: stats and standalone use', () => {
+  it('stats() reports counts, rates and retryAfter', async () => {
+    const { runAll, breaker } = setup({
+      minimumCalls: 10,
+      slowCallDuration: 1_000,
+      halfOpenAfter: 5_000,
+    });
+    expect(breaker.stats()).toEqual({
+      state: 'closed',
+      calls: 0,
+      failures: 0,
+      slowCalls: 0,
+      failureRate: 0,
+      slowCallRate: 0,
+      consecutiveFailures: 0,
+      retryAfter: 0,
+    });
+    await runAll('ok', 'fail', 'fail', 'ok');
+    expect(breaker.stats()).toEqual({
+      state: 'closed',
+      calls: 4,
+      failures: 2,
+      slowCalls: 0,
+      failureRate: 0.5,
+      slowCallRate: 0,
+      consecutiveFailures: 0,
+      retryAfter: 0,
+    });
+  });
+
+  it('works without a pipeline: tryEnter / recordSuccess / recordFailure / release', () => {
+    const clock = new ManualClock();
+    const breaker = new CircuitBreaker({
+      clock,
+      consecutiveFailures: 1,
+      halfOpenAfter: 100,
+      name: 'db',
+    });
+    expect(breaker.name).toBe('db');
+    expect(breaker.describe().name).toBe('db');
+    breaker.recordSuccess(breaker.tryEnter(0), 0);
+    breaker.recordFailure(breaker.tryEnter(0), 0, boom);
+    expect(breaker.tryEnter(50)).toBe(-1);
+    expect(breaker.retryAfter(50)).toBe(50);
+    const trial = breaker.tryEnter(100);
+    expect(trial).toBeGreaterThanOrEqual(0);
+    expect(breaker.tryEnter(100)).toBe(-1);
+    breaker.release(trial);
+    const again = breaker.tryEnter(100);
+    expect(again).toBeGreaterThanOrEqual(0);
+    breaker.recordSuccess(again, 100);
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('an unsubscribed listener hears nothing more', () => {
+    const breaker = circuitBreaker({ clock: new ManualClock() });
+    const listener = vi.fn();
+    const off = breaker.on(listener);
+    breaker.isolate();
+    off();
+    breaker.reset();
+    expect(listener).toHaveBeenCalledTimes(1);
+    expect(listener).toHaveBeenCalledWith({ type: 'circuitIsolated' });
+  });
+});
+
+describe('circuit breaker: option validation', () => {
+  it.each<[string, CircuitBreakerOptions, RegExp]>([
+    ['threshold 0', { failureRateThreshold: 0 }, /`circuitBreaker.failureRateThreshold`.*> 0/],
+    ['threshold > 1', { failureRateThreshold: 50 }, /`circuitBreaker.failureRateThreshold`.*`50`/],
+    ['threshold NaN', { failureRateThreshold: NaN }, /`circuitBreaker.failureRateThreshold`/],
+    ['minimumCalls 0', { minimumCalls: 0 }, /`circuitBreaker.minimumCalls`/],
+    ['minimumCalls 1.5', { minimumCalls: 1.5 }, /`circuitBreaker.minimumCalls`.*integer/],
+    [
+      'minimumCalls > size',
+      { minimumCalls: 11, window: { type: 'count', size: 10 } },
+      /`circuitBreaker.minimumCalls` \(11\) exceeds `circuitBreaker.window.size` \(10\)/,
+    ],
+    [
+      'minimumCalls > default size',
+      { minimumCalls: 101 },
+      /`circuitBreaker.minimumCalls` \(101\) exceeds `circuitBreaker.window.size` \(100\)/,
+    ],
+    ['window size 0', { window: { type: 'count', size: 0 } }, /`circuitBreaker.window.size`/],
+    ['window duration 0', { window: { type: 'time', duration: 0 } }, /window.duration/],
+    ['window type', { window: { type: 'sliding' } as never }, /`circuitBreaker.window.type`/],
+    ['window no type', { window: {} as never }, /`circuitBreaker.window.type`/],
+    ['window not object', { window: 5 as never }, /`circuitBreaker.window` to be an options/],
+    ['consecutiveFailures 0', { consecutiveFailures: 0 }, /`circuitBreaker.consecutiveFailures`/],
+    ['slowCallDuration 0', { slowCallDuration: 0 }, /`circuitBreaker.slowCallDuration`/],
+    [
+      'slowCallRateThreshold 2',
+      { slowCallDuration: 10, slowCallRateThreshold: 2 },
+      /`circuitBreaker.slowCallRateThreshold`/,
+    ],
+    [
+      'slowCallRateThreshold alone',
+      { slowCallRateThreshold: 0.5 },
+      /`circuitBreaker.slowCallRateThreshold` needs `circuitBreaker.slowCallDuration`/,
+    ],
+    ['halfOpenAfter -1', { halfOpenAfter: -1 }, /`circuitBreaker.halfOpenAfter`/],
+    ['halfOpenMaxCalls 0', { halfOpenMaxCalls: 0 }, /`circuitBreaker.halfOpenMaxCalls`/],
+    ['isFailure', { isFailure: 'yes' as never }, /`circuitBreaker.isFailure` to be a function/],
+    ['clock', { clock: {} as never }, /`circuitBreaker.clock`/],
+    ['name', { name: 5 as never }, /`circuitBreaker.name`/],
+    [
+      'unknown key',
+      { halfOpenAfterMs: 5 } as never,
+      /Unknown option `circuitBreaker.halfOpenAfterMs`/,
+    ],
+  ])('%s fails at wrap time naming the option', (_, options, message) => {
+    expect(() => resilient(() => 1, { circuitBreaker: options })).toThrow(TypeError);
+    expect(() => resilient(() => 1, { circuitBreaker: options })).toThrow(message);
+    expect(() => circuitBreaker(options)).toThrow(message);
+  });
+
+  it('names every problem in one TypeError', () => {
+    let error: unknown;
+    try {
+      circuitBreaker({ failureRateThreshold: 2, halfOpenMaxCalls: 0, minimumCalls: -1 });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TypeError);
+    const message = (error as TypeError).message;
+    expect(message).toMatch(/^Invalid circuitBreaker options:/);
+    expect(message).toMatch(/failureRateThreshold/);
+    expect(message).toMatch(/halfOpenMaxCalls/);
+    expect(message).toMatch(/minimumCalls/);
+  });
+});
