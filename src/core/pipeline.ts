@@ -240,10 +240,10 @@ export class Pipeline {
         return Promise.reject(error);
       }
     }
-    const now = this.clock.now();
     const entry = cache.entries.get(key);
     if (entry !== undefined) {
-      if (entry.expires > now) {
+      // Freshness is timer-driven (see Cache): a hit reads no clock and allocates nothing.
+      if (entry.fresh) {
         entry.touched = true;
         cache.hits++;
         if (this.events.listening || this.parent?.listening === true)
@@ -562,38 +562,29 @@ export class Pipeline {
     if (this.events.listening || this.parent?.listening === true)
       this.emit({ type: 'cacheMiss', key });
     const inner = this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined);
-    const entry: CacheEntry = existing ?? {
-      promise: inner,
-      value: undefined,
-      expires: -Infinity,
-      touched: false,
-      flight: undefined,
-    };
+    let entry: CacheEntry | undefined = existing;
     const flight = inner.then(
       (value) => {
-        cache.store(key, entry, value, this.clock.now());
-        entry.promise = flight;
+        cache.store(entry!, value, this.clock.now());
         return value;
       },
       (error: unknown) => {
-        entry.flight = undefined;
+        const e = entry!;
+        e.flight = undefined;
         const now = this.clock.now();
-        if (entry.expires !== -Infinity && now - entry.expires <= cache.staleIfError) {
+        if (e.expires !== -Infinity && now - e.expires <= cache.staleIfError) {
           cache.staleServed++;
           if (this.events.listening || this.parent?.listening === true) {
-            this.emit({ type: 'staleServed', key, age: now - entry.expires + cache.ttl, error });
+            this.emit({ type: 'staleServed', key, age: now - e.expires + cache.ttl, error });
           }
-          return entry.value;
+          return e.value;
         }
-        if (cache.entries.get(key) === entry) cache.entries.delete(key);
+        cache.drop(e);
         throw error;
       },
     );
-    entry.flight = flight;
-    if (existing === undefined) {
-      entry.promise = flight;
-      cache.insert(key, entry);
-    }
+    if (entry === undefined) entry = cache.create(key, flight);
+    else entry.flight = flight;
     return this.withFallback(flight, thisArg, argc, a0, a1, a2, a3, rest);
   }
 
