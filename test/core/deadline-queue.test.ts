@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { DeadlineQueue, type DeadlineEntry } from '../../src/core/deadline-queue.js';
+import { ManualClock } from '../helpers/manual-clock.js';
+
+interface Entry extends DeadlineEntry {
+  name: string;
+}
+
+function entry(name: string): Entry {
+  return { name, deadline: 0, prev: undefined, next: undefined, queued: false };
+}
+
+function setup() {
+  const clock = new ManualClock();
+  const expired: string[] = [];
+  const queue = new DeadlineQueue<Entry>(clock, (e) => expired.push(`${e.name}@${clock.now()}`));
+  return { clock, expired, queue };
+}
+
+describe('DeadlineQueue', () => {
+  it('expires entries in order at their deadline with a single, unref’d timer', async () => {
+    const { clock, expired, queue } = setup();
+    const a = entry('a');
+    const b = entry('b');
+    const c = entry('c');
+    queue.push(a, 100);
+    await clock.advance(30);
+    queue.push(b, 130);
+    queue.push(c, 130);
+    expect(clock.pending()).toBe(1);
+    expect(clock.pending({ refOnly: true })).toBe(0);
+    expect(queue.armed).toBe(true);
+    await clock.advance(70);
+    expect(expired).toEqual(['a@100']);
+    expect(a.queued).toBe(false);
+    expect(clock.pending()).toBe(1); // re-armed for b
+    await clock.advance(30);
+    expect(expired).toEqual(['a@100', 'b@130', 'c@130']);
+    expect(queue.armed).toBe(false);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('a removed entry never expires; removing twice is harmless', async () => {
+    const { clock, expired, queue } = setup();
+    const a = entry('a');
+    const b = entry('b');
+    const c = entry('c');
+    queue.push(a, 10);
+    queue.push(b, 10);
+    queue.push(c, 10);
+    queue.remove(b);
+    queue.remove(b);
+    expect(b.queued).toBe(false);
+    expect(b.prev).toBeUndefined();
+    expect(b.next).toBeUndefined();
+    await clock.advance(10);
+    expect(expired).toEqual(['a@10', 'c@10']);
+  });
+
+  it('removing the head and the tail keeps the links right', async () => {
+    const { clock, expired, queue } = setup();
+    const [a, b, c] = [entry('a'), entry('b'), entry('c')];
+    queue.push(a, 10);
+    queue.push(b, 20);
+    queue.push(c, 30);
+    queue.remove(a);
+    queue.remove(c);
+    const d = entry('d');
+    queue.push(d, 40);
+    await clock.advance(40);
+    expect(expired).toEqual(['b@20', 'd@40']);
+  });
+
+  it('the timer armed for a removed head fires harmlessly and re-arms for the next entry', async () => {
+    const { clock, expired, queue } = setup();
+    const [a, b] = [entry('a'), entry('b')];
+    queue.push(a, 10);
+    queue.push(b, 50);
+    queue.remove(a);
+    await clock.advance(10);
+    expect(expired).toEqual([]);
+    expect(queue.armed).toBe(true);
+    await clock.advance(40);
+    expect(expired).toEqual(['b@50']);
+  });
+
+  it('an entry can be queued again after it expired', async () => {
+    const { clock, expired, queue } = setup();
+    const a = entry('a');
+    queue.push(a, 5);
+    await clock.advance(5);
+    queue.push(a, 15);
+    await clock.advance(10);
+    expect(expired).toEqual(['a@5', 'a@15']);
+  });
+
+  it('an expiry handler may push a new entry', async () => {
+    const clock = new ManualClock();
+    const seen: string[] = [];
+    const queue: DeadlineQueue<Entry> = new DeadlineQueue<Entry>(clock, (e) => {
+      seen.push(`${e.name}@${clock.now()}`);
+      if (e.name === 'a') queue.push(entry('b'), clock.now() + 5);
+    });
+    queue.push(entry('a'), 5);
+    await clock.advance(20);
+    expect(seen).toEqual(['a@5', 'b@10']);
+    expect(clock.pending()).toBe(0);
+  });
+});
