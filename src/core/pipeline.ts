@@ -1,21 +1,10 @@
-import type { Clock } from '../clock.js';
-import {
-  BulkheadRejectedError,
-  CircuitOpenError,
-  RateLimitedError,
-  TimeoutError,
-  type ResilienceError,
-} from '../errors.js';
-import { Emitter, type RejectionReason, type ResilienceEvent } from '../events.js';
+import type { Emitter, RejectionReason } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Bulkhead, BulkheadWaiter } from '../policies/bulkhead.js';
 import { isPrimitiveKey, type Cache, type CacheEntry } from '../policies/cache.js';
-import type { CircuitBreaker } from '../policies/circuit-breaker.js';
-import type { ResolvedFallback } from '../policies/fallback.js';
-import type { RateLimiter } from '../policies/rate-limiter.js';
-import type { ResolvedRetry } from '../policies/retry.js';
 import { Attempt } from './attempt.js';
 import { DeadlineQueue, type DeadlineEntry } from './deadline-queue.js';
+import { Stages } from './stages.js';
 
 /* eslint-disable @typescript-eslint/no-unsafe-function-type -- the wrapped function is called with any `this` */
 type AnyFunction = Function;
@@ -91,6 +80,22 @@ function toPromise(value: unknown): Promise<unknown> {
   return value instanceof Promise ? (value as Promise<unknown>) : Promise.resolve(value);
 }
 
+/**
+ * The calls waiting on each caller signal. A signal gets one 'abort' listener however many calls watch
+ * it: a long-lived signal (shutdown) shared by more than 10 calls in flight would otherwise make Node log
+ * a MaxListenersExceededWarning. The listener is removed when the last of those calls ends.
+ */
+const watching = new WeakMap<AbortSignal, Set<Flow>>();
+
+function abortFlows(event: Event): void {
+  const signal = event.target as AbortSignal;
+  const flows = watching.get(signal);
+  if (flows === undefined) return;
+  watching.delete(signal);
+  signal.removeEventListener('abort', abortFlows);
+  for (const flow of flows) flow.abort(signal.reason);
+}
+
 /** The slow path's per-call state: allocated only when a call fails, waits or carries a signal. */
 class Flow {
   deadline: number;
@@ -99,9 +104,6 @@ class Flow {
   /** The abort handler of whatever the call waits on now. */
   onAbort: ((reason: unknown) => void) | undefined = undefined;
   private readonly signals: AbortSignal[] = [];
-  private readonly listener = (event: Event): void => {
-    this.abort((event.target as AbortSignal).reason);
-  };
 
   constructor(
     readonly thisArg: unknown,
@@ -117,8 +119,23 @@ class Flow {
   watch(signal: AbortSignal | undefined): void {
     if (signal === undefined) return;
     if (signal.aborted) return this.abort(signal.reason);
-    signal.addEventListener('abort', this.listener);
+    let flows = watching.get(signal);
+    if (flows === undefined) {
+      flows = new Set();
+      watching.set(signal, flows);
+      signal.addEventListener('abort', abortFlows);
+    }
+    flows.add(this);
     this.signals.push(signal);
+  }
+
+  /**
+   * Sets the abort handler of the wait that begins now. When the call was aborted already (between two
+   * waits, or by `fn` itself while it started), the handler runs at once: a wait never outlives an abort.
+   */
+  whenAborted(handler: (reason: unknown) => void): void {
+    if (this.aborted) handler(this.reason);
+    else this.onAbort = handler;
   }
 
   abort(reason: unknown): void {
@@ -131,7 +148,15 @@ class Flow {
   }
 
   dispose(): void {
-    for (const signal of this.signals) signal.removeEventListener('abort', this.listener);
+    for (const signal of this.signals) {
+      const flows = watching.get(signal);
+      if (flows === undefined) continue;
+      flows.delete(this);
+      if (flows.size === 0) {
+        watching.delete(signal);
+        signal.removeEventListener('abort', abortFlows);
+      }
+    }
     this.signals.length = 0;
     this.onAbort = undefined;
   }
@@ -142,24 +167,14 @@ class Flow {
  * in the constructor; `invoke` is the fast path (synchronous admission, one `.then` with handlers made
  * once), and the async methods below it are the slow path, entered only when something fails or waits.
  */
-export class Pipeline {
-  readonly clock: Clock;
-  readonly random: () => number;
-  readonly retry: ResolvedRetry | undefined;
-  readonly maxAttempts: number;
+export class Pipeline extends Stages {
   readonly attemptTimeout: number;
   readonly totalTimeout: number;
   /** The first attempt's limit: min(attempt, total). */
   readonly firstTimeout: number;
   readonly firstScope: 'attempt' | 'total';
-  readonly breaker: CircuitBreaker | undefined;
-  readonly limiter: RateLimiter | undefined;
   readonly bulkhead: Bulkhead | undefined;
-  readonly cache: Cache | undefined;
-  readonly fallback: ResolvedFallback | undefined;
   readonly signal: AbortSignal | undefined;
-  readonly stackTraces: boolean;
-  readonly events = new Emitter();
   /** True when the fast path must read the clock. */
   private readonly needsClock: boolean;
   /** True when `fn`'s promise must be watched at all. */
@@ -169,30 +184,24 @@ export class Pipeline {
 
   constructor(
     readonly fn: AnyFunction | undefined,
-    readonly options: ResolvedOptions,
-    private readonly parent: Emitter | undefined,
+    options: ResolvedOptions,
+    parent: Emitter | undefined,
   ) {
-    this.clock = options.clock;
-    this.random = options.random;
-    this.retry = options.retry;
-    this.maxAttempts = options.retry?.maxAttempts ?? 1;
+    super(options, parent);
     this.attemptTimeout = options.timeout?.attempt ?? Infinity;
     this.totalTimeout = options.timeout?.total ?? Infinity;
     this.firstTimeout = Math.min(this.attemptTimeout, this.totalTimeout);
     this.firstScope = this.attemptTimeout <= this.totalTimeout ? 'attempt' : 'total';
-    this.breaker = options.breaker;
-    this.limiter = options.limiter;
     this.bulkhead = options.bulkhead;
-    this.cache = typeof options.cache === 'function' ? options.cache() : options.cache;
-    this.cache?.adoptClock(this.clock);
-    this.fallback = options.fallback;
     this.signal = options.signal;
-    this.stackTraces = options.stackTraces;
     const breaker = this.breaker;
     // Any breaker needs the time: an open circuit turns half-open after `halfOpenAfter`, even with a
     // count window (with `now` stuck at 0 it would stay open for ever).
+    // A closed breaker with a count window needs no time; one that is not closed reads the clock
+    // itself in `invoke` (an open circuit turns half-open after `halfOpenAfter`).
     this.needsClock =
-      breaker !== undefined ||
+      (breaker !== undefined &&
+        (breaker.windowType === 'time' || breaker.slowCallDuration !== Infinity)) ||
       this.limiter !== undefined ||
       this.firstTimeout !== Infinity ||
       this.retry?.budget !== undefined;
@@ -246,14 +255,12 @@ export class Pipeline {
       if (entry.fresh) {
         entry.touched = true;
         cache.hits++;
-        if (this.events.listening || this.parent?.listening === true)
-          this.emit({ type: 'cacheHit', key });
+        if (this.listening()) this.emit({ type: 'cacheHit', key });
         return entry.promise;
       }
       if (entry.flight !== undefined) {
         cache.hits++;
-        if (this.events.listening || this.parent?.listening === true)
-          this.emit({ type: 'cacheJoined', key });
+        if (this.listening()) this.emit({ type: 'cacheJoined', key });
         return this.withFallback(entry.flight, thisArg, argc, a0, a1, a2, a3, rest);
       }
     }
@@ -295,12 +302,16 @@ export class Pipeline {
       this.retry?.budget?.recordCall(now);
       return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, signal);
     }
-    const now = this.needsClock ? this.clock.now() : 0;
+    let now = this.needsClock ? this.clock.now() : 0;
     this.retry?.budget?.recordCall(now);
     let permit = 0;
     const breaker = this.breaker;
     if (breaker !== undefined) {
-      permit = breaker.tryEnter(now);
+      permit = breaker.closedPermit();
+      if (permit < 0) {
+        if (!this.needsClock) now = this.clock.now();
+        permit = breaker.tryEnter(now);
+      }
       if (permit < 0)
         return this.rejectEarly(
           'circuitOpen',
@@ -347,7 +358,10 @@ export class Pipeline {
       }
       return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, undefined);
     }
-    if (!this.observe) return run(this.fn, thisArg, argc, a0, a1, a2, a3, rest, task, undefined);
+    if (!this.observe) {
+      const context = task === undefined ? undefined : new Attempt(1);
+      return run(this.fn, thisArg, argc, a0, a1, a2, a3, rest, task, context);
+    }
 
     const c = acquireCall();
     c.p = this;
@@ -489,26 +503,6 @@ export class Pipeline {
     throw value;
   }
 
-  /** Whether `error` from attempt `attempt` is retried (may throw: `retryOn` is the user's). */
-  private retriesError(error: unknown, attempt: number): boolean {
-    const retry = this.retry;
-    if (retry === undefined) return false;
-    if (error instanceof TimeoutError && error.scope === 'total') return false;
-    if (attempt >= this.maxAttempts) {
-      if (this.listening()) this.emit({ type: 'retriesExhausted', attempts: attempt, error });
-      return false;
-    }
-    return retry.retryOn(error, attempt);
-  }
-
-  /** Whether a successful `result` is retried (`retryOnResult`). */
-  private retriesResult(result: unknown, attempt: number): boolean {
-    const retryOnResult = this.retry?.retryOnResult;
-    return (
-      retryOnResult !== undefined && attempt < this.maxAttempts && retryOnResult(result, attempt)
-    );
-  }
-
   /** The first attempt ran out of time; `fn` still runs and keeps its bulkhead slot until it settles. */
   private expired(c: Call): void {
     c.timedOut = true;
@@ -559,8 +553,7 @@ export class Pipeline {
     rest: unknown[] | undefined,
   ): Promise<unknown> {
     cache.misses++;
-    if (this.events.listening || this.parent?.listening === true)
-      this.emit({ type: 'cacheMiss', key });
+    if (this.listening()) this.emit({ type: 'cacheMiss', key });
     const inner = this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined);
     let entry: CacheEntry | undefined = existing;
     const flight = inner.then(
@@ -574,7 +567,7 @@ export class Pipeline {
         const now = this.clock.now();
         if (e.expires !== -Infinity && now - e.expires <= cache.staleIfError) {
           cache.staleServed++;
-          if (this.events.listening || this.parent?.listening === true) {
+          if (this.listening()) {
             this.emit({ type: 'staleServed', key, age: now - e.expires + cache.ttl, error });
           }
           return e.value;
@@ -603,12 +596,6 @@ export class Pipeline {
       this.signal?.aborted === true && error === this.signal.reason
         ? Promise.reject(error)
         : this.applyFallback(error, thisArg, collect(argc, a0, a1, a2, a3, rest)),
-    );
-  }
-
-  private keyError(argc: number, a0: unknown): TypeError {
-    return new TypeError(
-      `The default \`cache.key\` needs exactly one primitive argument (string, number, boolean, bigint, symbol, null or undefined), got ${argc} argument(s)${argc === 1 ? ` of type ${a0 === null ? 'null' : typeof a0}` : ''}; pass \`cache.key: (...args) => key\``,
     );
   }
 
@@ -653,8 +640,7 @@ export class Pipeline {
 
   private applyFallback(error: unknown, thisArg: unknown, args: unknown[]): Promise<unknown> {
     const fallback = this.fallback!;
-    if (this.events.listening || this.parent?.listening === true)
-      this.emit({ type: 'fallbackUsed', error });
+    if (this.listening()) this.emit({ type: 'fallbackUsed', error });
     if (fallback.fn === undefined) return Promise.resolve(fallback.value);
     try {
       return toPromise(fallback.fn.call(thisArg, error, ...args));
@@ -765,6 +751,8 @@ export class Pipeline {
       throw error;
     }
     if (flow.aborted) {
+      // Aborted after the bulkhead slot was taken or handed over (before this resumed): give it back.
+      this.bulkhead?.release();
       breaker?.release(permit);
       throw flow.reason;
     }
@@ -828,12 +816,12 @@ export class Pipeline {
           Math.max(0, limit),
         );
       }
-      flow.onAbort = (reason) => {
+      flow.whenAborted((reason) => {
         if (!finish()) return;
         context?.abort(reason);
         breaker?.release(permit);
         reject(reason);
-      };
+      });
       promise.then(
         (value) => {
           if (!finish()) return;
@@ -856,10 +844,10 @@ export class Pipeline {
         flow.onAbort = undefined;
         resolve();
       }, ms);
-      flow.onAbort = (reason) => {
+      flow.whenAborted((reason) => {
         this.clock.clearTimer(timer);
         reject(reason);
-      };
+      });
     });
   }
 
@@ -893,46 +881,12 @@ export class Pipeline {
           }
         }, limit);
       }
-      flow.onAbort = (reason) => {
+      flow.whenAborted((reason) => {
         bulkhead.dequeue(waiter);
         if (timer !== undefined) this.clock.clearTimer(timer);
         reject(reason);
-      };
+      });
     });
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Errors and events
-  // ---------------------------------------------------------------------------------------------
-
-  private rejection(reason: RejectionReason, retryAfter: number): ResilienceError {
-    const limit = Error.stackTraceLimit;
-    if (!this.stackTraces) Error.stackTraceLimit = 0;
-    let error: ResilienceError;
-    if (reason === 'circuitOpen') error = new CircuitOpenError(retryAfter);
-    else if (reason === 'rateLimited') error = new RateLimitedError(retryAfter);
-    else error = new BulkheadRejectedError(reason === 'bulkheadFull' ? 'full' : 'queueTimeout');
-    Error.stackTraceLimit = limit;
-    if (this.listening()) this.emit({ type: 'callRejected', reason, retryAfter });
-    return error;
-  }
-
-  private timeoutError(timeout: number, scope: 'attempt' | 'total'): TimeoutError {
-    const limit = Error.stackTraceLimit;
-    if (!this.stackTraces) Error.stackTraceLimit = 0;
-    const error = new TimeoutError(timeout, scope);
-    Error.stackTraceLimit = limit;
-    if (this.listening()) this.emit({ type: 'timedOut', timeout, scope });
-    return error;
-  }
-
-  private listening(): boolean {
-    return this.events.listening || this.parent?.listening === true;
-  }
-
-  private emit(event: ResilienceEvent): void {
-    this.events.emit(event);
-    this.parent?.emit(event);
   }
 }
 

@@ -292,6 +292,11 @@ export class CircuitBreaker {
 
   // ---- admission and recording (the hot path) ----
 
+  /** The permit of a call admitted while closed (no clock needed), or -1 when not closed. */
+  closedPermit(): number {
+    return this.currentState === 'closed' ? this.generation : -1;
+  }
+
   /**
    * Admits a call at `now`: returns a permit (>= 0) to pass to the record methods, or -1 when the call
    * must be rejected (see {@link CircuitBreaker.retryAfter}).
