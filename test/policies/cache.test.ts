@@ -1,0 +1,476 @@
+import { describe, expect, it, vi } from 'vitest';
+import {
+  cache,
+  Cache,
+  circuitBreaker,
+  resilient,
+  type CacheOptions,
+  type ResilienceEvent,
+} from '../../src/index.js';
+import { flush, ManualClock } from '../helpers/manual-clock.js';
+
+const boom = new Error('boom');
+
+/** A cached function of one key; each call's outcome is set with `next`. */
+function setup(options: boolean | CacheOptions<[string]> = {}, clock = new ManualClock()) {
+  let outcome: 'ok' | 'fail' = 'ok';
+  let n = 0;
+  const fn = vi.fn((key: string) => {
+    n++;
+    return outcome === 'ok' ? Promise.resolve(`${key}#${n}`) : Promise.reject(boom);
+  });
+  const call = resilient(fn, { clock, cache: options });
+  const events: ResilienceEvent[] = [];
+  call.on((event) => events.push(event));
+  const next = (value: 'ok' | 'fail'): void => {
+    outcome = value;
+  };
+  const settle = (key: string): Promise<unknown> =>
+    call(key).then(
+      (value) => value,
+      (error: unknown) => error,
+    );
+  return { call, fn, clock, events, next, settle };
+}
+
+/** Resolves to the value if `promise` is already settled, else to 'pending'. */
+async function peek(promise: Promise<unknown>): Promise<unknown> {
+  return Promise.race([promise, Promise.resolve('pending')]);
+}
+
+describe('cache: defaults and options', () => {
+  it('`true` means ttl 60 s, maxEntries 1000, default key, no staleIfError', () => {
+    const call = resilient((id: string) => id, { cache: true });
+    expect(call.describe().stages.find((s) => s.stage === 'cache')).toEqual({
+      stage: 'cache',
+      enabled: true,
+      name: 'none',
+      ttl: 60_000,
+      maxEntries: 1_000,
+      key: 'default',
+      staleIfError: 0,
+    });
+    expect(cache()).toBeInstanceOf(Cache);
+    expect(cache({ name: 'users', key: (id: string) => id }).describe()).toMatchObject({
+      name: 'users',
+      key: 'custom',
+    });
+  });
+
+  it('keeps a result fresh for ttl ms, then calls fn again', async () => {
+    const { settle, fn, clock } = setup({ ttl: 1_000 });
+    expect(await settle('a')).toBe('a#1');
+    await clock.advance(999);
+    expect(await settle('a')).toBe('a#1');
+    expect(fn).toHaveBeenCalledTimes(1);
+    await clock.advance(1);
+    expect(await settle('a')).toBe('a#2');
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it('the default ttl is 60 s', async () => {
+    const { settle, clock } = setup(true);
+    await settle('a');
+    await clock.advance(59_999);
+    expect(await settle('a')).toBe('a#1');
+    await clock.advance(1);
+    expect(await settle('a')).toBe('a#2');
+  });
+
+  it('ttl Infinity never expires and sets no timer', async () => {
+    const { settle, clock } = setup({ ttl: Infinity });
+    await settle('a');
+    await clock.advance(1e12);
+    expect(await settle('a')).toBe('a#1');
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('keys are separate', async () => {
+    const { settle, fn } = setup();
+    expect(await settle('a')).toBe('a#1');
+    expect(await settle('b')).toBe('b#2');
+    expect(await settle('a')).toBe('a#1');
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it('stats() counts hits, misses and size', async () => {
+    const { settle, call } = setup();
+    await settle('a');
+    await settle('a');
+    await settle('a');
+    await settle('b');
+    expect(call.stats().cache).toEqual({
+      size: 2,
+      hits: 2,
+      misses: 2,
+      staleServed: 0,
+      hitRate: 0.5,
+    });
+    expect(cache().stats().hitRate).toBe(0);
+  });
+
+  it('clear(key) and clear() drop entries', async () => {
+    const shared = cache({ key: (id: string) => id });
+    const clock = new ManualClock();
+    const fn = vi.fn((id: string) => Promise.resolve(`${id}:${fn.mock.calls.length}`));
+    const call = resilient(fn, { clock, cache: shared });
+    await call('a');
+    await call('b');
+    shared.clear('a');
+    expect(await call('a')).toBe('a:3');
+    expect(await call('b')).toBe('b:2');
+    shared.clear();
+    expect(shared.stats().size).toBe(0);
+    expect(await call('b')).toBe('b:4');
+    expect(clock.pending()).toBe(1); // one expiry timer for the whole cache
+    shared.clear();
+    expect(clock.pending()).toBe(0);
+  });
+});
+
+describe('cache: a hit', () => {
+  it('returns the same, already-resolved promise and calls nothing', async () => {
+    const { call, fn, events } = setup();
+    const first = call('a');
+    expect(await first).toBe('a#1');
+    const hit1 = call('a');
+    const hit2 = call('a');
+    expect(hit1).toBe(hit2);
+    expect(await peek(hit1)).toBe('a#1');
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(events).toEqual([
+      { type: 'cacheMiss', key: 'a' },
+      { type: 'cacheHit', key: 'a' },
+      { type: 'cacheHit', key: 'a' },
+    ]);
+  });
+
+  it('runs no other stage: an isolated breaker does not stop it', async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({ clock });
+    const fn = vi.fn((id: string) => Promise.resolve(id.toUpperCase()));
+    const call = resilient(fn, { clock, cache: true, circuitBreaker: breaker });
+    expect(await call('a')).toBe('A');
+    breaker.isolate();
+    expect(await call('a')).toBe('A');
+    await expect(call('b')).rejects.toThrow(/isolated/);
+  });
+});
+
+describe('cache: single flight', () => {
+  it('concurrent misses on one key share one call', async () => {
+    const clock = new ManualClock();
+    let resolve!: (value: string) => void;
+    const fn = vi.fn(
+      (key: string) =>
+        new Promise<string>((r) => {
+          void key;
+          resolve = r;
+        }),
+    );
+    const call = resilient(fn, { clock, cache: true });
+    const events: ResilienceEvent[] = [];
+    call.on((e) => events.push(e));
+    const callers = [call('k'), call('k'), call('k')];
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(call.stats().cache).toMatchObject({ size: 1, misses: 1 });
+    resolve('v');
+    expect(await Promise.all(callers)).toEqual(['v', 'v', 'v']);
+    expect(events.map((e) => e.type)).toEqual(['cacheMiss', 'cacheJoined', 'cacheJoined']);
+  });
+
+  it('a shared failure rejects every waiter and is not stored', async () => {
+    const clock = new ManualClock();
+    let reject!: (error: unknown) => void;
+    const fn = vi.fn(
+      (key: string) =>
+        new Promise<string>((_, r) => {
+          void key;
+          reject = r;
+        }),
+    );
+    const call = resilient(fn, { clock, cache: true });
+    const callers = [call('k'), call('k')].map((p) => p.catch((e: unknown) => e));
+    reject(boom);
+    expect(await Promise.all(callers)).toEqual([boom, boom]);
+    expect(call.stats().cache?.size).toBe(0);
+    fn.mockResolvedValueOnce('later');
+    expect(await call('k')).toBe('later');
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it('concurrent refreshes of an expired entry share one call too', async () => {
+    const { call, fn, clock } = setup({ ttl: 100, staleIfError: 1_000 });
+    await call('a');
+    await clock.advance(100);
+    const [x, y] = [call('a'), call('a')];
+    expect(await Promise.all([x, y])).toEqual(['a#2', 'a#2']);
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe('cache: failures, fallback and staleIfError', () => {
+  it('never stores a failure', async () => {
+    const { settle, next, fn } = setup();
+    next('fail');
+    expect(await settle('a')).toBe(boom);
+    next('ok');
+    expect(await settle('a')).toBe('a#2');
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it('never stores a fallback value', async () => {
+    const clock = new ManualClock();
+    const fn = vi
+      .fn<(id: string) => Promise<string>>()
+      .mockRejectedValueOnce(boom)
+      .mockResolvedValue('real');
+    const call = resilient(fn, { clock, cache: true, fallback: 'fallback' });
+    expect(await call('a')).toBe('fallback');
+    expect(call.stats().cache?.size).toBe(0);
+    expect(await call('a')).toBe('real');
+    expect(await call('a')).toBe('real');
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it('without staleIfError an expired value is dropped, and a failed refresh fails', async () => {
+    const { settle, next, clock, call } = setup({ ttl: 100 });
+    await settle('a');
+    await clock.advance(100);
+    expect(call.stats().cache?.size).toBe(0);
+    next('fail');
+    expect(await settle('a')).toBe(boom);
+  });
+
+  it('staleIfError: a failed refresh within the window serves the stale value and says so', async () => {
+    const { settle, next, clock, call, events } = setup({ ttl: 100, staleIfError: 500 });
+    expect(await settle('a')).toBe('a#1');
+    await clock.advance(100);
+    expect(call.stats().cache?.size).toBe(1); // kept for the stale window
+    next('fail');
+    await clock.advance(200);
+    expect(await settle('a')).toBe('a#1');
+    expect(events.at(-1)).toEqual({ type: 'staleServed', key: 'a', age: 300, error: boom });
+    expect(call.stats().cache?.staleServed).toBe(1);
+    await clock.advance(300); // 500 ms after expiry: still within
+    expect(await settle('a')).toBe('a#1');
+    await clock.advance(1); // past it
+    expect(await settle('a')).toBe(boom);
+    expect(call.stats().cache?.size).toBe(0);
+    next('ok');
+    expect(await settle('a')).toBe('a#5');
+  });
+
+  it('a successful refresh replaces the stale value', async () => {
+    const { settle, clock } = setup({ ttl: 100, staleIfError: 500 });
+    await settle('a');
+    await clock.advance(150);
+    expect(await settle('a')).toBe('a#2');
+    expect(await settle('a')).toBe('a#2');
+  });
+
+  it('with a fallback, a stale value is preferred to the fallback', async () => {
+    const clock = new ManualClock();
+    const fn = vi
+      .fn<(id: string) => Promise<string>>()
+      .mockResolvedValueOnce('fresh')
+      .mockRejectedValue(boom);
+    const call = resilient(fn, {
+      clock,
+      cache: { ttl: 100, staleIfError: 100 },
+      fallback: 'fallback',
+    });
+    expect(await call('a')).toBe('fresh');
+    await clock.advance(150);
+    expect(await call('a')).toBe('fresh');
+    await clock.advance(100);
+    expect(await call('a')).toBe('fallback');
+  });
+});
+
+describe('cache: maxEntries and eviction', () => {
+  it('never holds more than maxEntries; the oldest untouched entry goes first', async () => {
+    const { settle, fn, call } = setup({ maxEntries: 2 });
+    await settle('a');
+    await settle('b');
+    await settle('c');
+    expect(call.stats().cache?.size).toBe(2);
+    fn.mockClear();
+    expect(await settle('b')).toBe('b#2');
+    expect(await settle('c')).toBe('c#3');
+    expect(fn).not.toHaveBeenCalled();
+    expect(await settle('a')).toBe('a#4');
+  });
+
+  it('CLOCK: an entry hit since the last scan gets a second chance', async () => {
+    const { settle, fn } = setup({ maxEntries: 2 });
+    await settle('a');
+    await settle('b');
+    await settle('a'); // touch a
+    await settle('c'); // evicts b, not a
+    fn.mockClear();
+    expect(await settle('a')).toBe('a#1');
+    expect(fn).not.toHaveBeenCalled();
+    expect(await settle('b')).toBe('b#4');
+  });
+
+  it('when every entry is in flight, the oldest is evicted but its callers still get their result', async () => {
+    const clock = new ManualClock();
+    const pending: ((v: string) => void)[] = [];
+    const fn = vi.fn(
+      (key: string) =>
+        new Promise<string>((r) => {
+          void key;
+          pending.push(r);
+        }),
+    );
+    const call = resilient(fn, { clock, cache: { maxEntries: 1 } });
+    const a = call('a');
+    const b = call('b');
+    expect(call.stats().cache?.size).toBe(1);
+    pending[0]!('A');
+    pending[1]!('B');
+    expect(await a).toBe('A');
+    expect(await b).toBe('B');
+    await flush();
+    expect(call.stats().cache?.size).toBe(1);
+    expect(await call('b')).toBe('B'); // b was kept, a was not
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe('cache: keys', () => {
+  it('the default key takes one primitive argument of any primitive type, or none', async () => {
+    const clock = new ManualClock();
+    const fn = vi.fn((k?: unknown) => Promise.resolve(typeof k));
+    const call = resilient(fn, { clock, cache: true });
+    const keys: unknown[] = ['s', 1, true, 10n, Symbol.for('x'), null, undefined];
+    for (const key of keys) await call(key);
+    for (const key of keys) await call(key);
+    expect(fn).toHaveBeenCalledTimes(keys.length);
+    await call();
+    expect(fn).toHaveBeenCalledTimes(keys.length); // no argument is the key `undefined`
+  });
+
+  it('the default key rejects an object argument at call time, with a TypeError', async () => {
+    const clock = new ManualClock();
+    const fn = vi.fn((k: unknown) => Promise.resolve(k));
+    const call = resilient(fn, { clock, cache: true });
+    let promise: Promise<unknown> | undefined;
+    expect(() => {
+      promise = call({ id: 1 });
+    }).not.toThrow();
+    await expect(promise).rejects.toThrow(TypeError);
+    await expect(call({ id: 1 })).rejects.toThrow(
+      /default `cache.key` needs exactly one primitive argument.*of type object/,
+    );
+    await expect(call(null)).resolves.toBe(null);
+    expect(fn).toHaveBeenCalledTimes(1);
+  });
+
+  it('the default key rejects two arguments at call time', async () => {
+    const call = resilient((...ids: string[]) => ids.join(), {
+      clock: new ManualClock(),
+      cache: true,
+    });
+    await expect(call('a', 'b')).rejects.toThrow(/got 2 argument\(s\)/);
+  });
+
+  it('a function declaring two parameters without `key` is a TypeError at wrap time', () => {
+    const load = (a: string, b: string) => a + b;
+    expect(() => resilient(load, { cache: true })).toThrow(TypeError);
+    expect(() => resilient(load, { cache: true })).toThrow(/`load` declares 2/);
+    expect(() => resilient(load, { cache: { key: (a, b) => `${a}|${b}` } })).not.toThrow();
+  });
+
+  it('a custom key gets the arguments and `this`', async () => {
+    const clock = new ManualClock();
+    const fn = vi.fn((user: { id: number }, fields: string[]) =>
+      Promise.resolve(`${user.id}:${fields.join()}`),
+    );
+    const key = vi.fn(function (this: unknown, user: { id: number }, fields: string[]) {
+      return `${user.id}|${fields.join()}`;
+    });
+    const call = resilient(fn, { clock, cache: { key } });
+    const self = { me: true };
+    expect(await call.call(self, { id: 1 }, ['a'])).toBe('1:a');
+    expect(await call({ id: 1 }, ['a'])).toBe('1:a');
+    expect(await call({ id: 2 }, ['a'])).toBe('2:a');
+    expect(fn).toHaveBeenCalledTimes(2);
+    expect(key.mock.contexts[0]).toBe(self);
+  });
+
+  it('a custom key on five or more arguments works', async () => {
+    const clock = new ManualClock();
+    const fn = vi.fn((...n: number[]) => Promise.resolve(n.reduce((a, b) => a + b, 0)));
+    const call = resilient(fn, { clock, cache: { key: (...n: number[]) => n.join() } });
+    expect(await call(1, 2, 3, 4, 5)).toBe(15);
+    expect(await call(1, 2, 3, 4, 5)).toBe(15);
+    expect(fn).toHaveBeenCalledTimes(1);
+  });
+
+  it('a throwing key rejects the call with its error', async () => {
+    const call = resilient((id: string) => id, {
+      clock: new ManualClock(),
+      cache: {
+        key: () => {
+          throw boom;
+        },
+      },
+    });
+    await expect(call('a')).rejects.toBe(boom);
+  });
+});
+
+describe('cache: sharing', () => {
+  it('inline options give each wrapped function its own cache', async () => {
+    const policy = resilient({ clock: new ManualClock(), cache: true });
+    const upper = policy((s: string) => s.toUpperCase());
+    const lower = policy((s: string) => s.toLowerCase());
+    expect(await upper('Ab')).toBe('AB');
+    expect(await lower('Ab')).toBe('ab');
+    expect(upper.stats().cache?.size).toBe(1);
+  });
+
+  it('a shared cache instance is shared by every function it wraps', async () => {
+    const shared = cache({ ttl: 1_000 });
+    const clock = new ManualClock();
+    const first = vi.fn((id: string) => Promise.resolve(`first:${id}`));
+    const second = vi.fn((id: string) => Promise.resolve(`second:${id}`));
+    const a = resilient(first, { clock, cache: shared });
+    const b = resilient(second, { clock, cache: shared });
+    expect(await a('x')).toBe('first:x');
+    expect(await b('x')).toBe('first:x'); // same key space
+    expect(second).not.toHaveBeenCalled();
+    expect(b.stats().cache).toEqual(shared.stats());
+    expect(shared.stats()).toMatchObject({ size: 1, hits: 1, misses: 1 });
+  });
+});
+
+describe('cache: option validation', () => {
+  it.each<[string, unknown, RegExp]>([
+    ['ttl 0', { ttl: 0 }, /`cache.ttl` to be a number > 0/],
+    ['ttl -1', { ttl: -1 }, /`cache.ttl`/],
+    ['maxEntries 0', { maxEntries: 0 }, /`cache.maxEntries` to be an integer >= 1/],
+    ['maxEntries 1.5', { maxEntries: 1.5 }, /`cache.maxEntries`/],
+    ['staleIfError -1', { staleIfError: -1 }, /`cache.staleIfError`/],
+    ['key', { key: 'id' }, /`cache.key` to be a function/],
+    ['clock', { clock: 1 }, /`cache.clock`/],
+    ['name', { name: 1 }, /`cache.name`/],
+    ['unknown', { size: 1 }, /Unknown option `cache.size`/],
+    ['a number', 5, /`cache` to be an options object/],
+  ])('%s fails at wrap time naming the option', (_, options, message) => {
+    expect(() => resilient((id: string) => id, { cache: options as CacheOptions })).toThrow(
+      TypeError,
+    );
+    expect(() => resilient((id: string) => id, { cache: options as CacheOptions })).toThrow(
+      message,
+    );
+    expect(() => cache(options as CacheOptions)).toThrow(message);
+  });
+
+  it('cache: false is no cache', () => {
+    const call = resilient((id: string) => id, { cache: false });
+    expect(call.stats().cache).toBeUndefined();
+  });
+});
