@@ -52,3 +52,5 @@ export { bulkhead, Bulkhead } from './policies/bulkhead.js';
 export type { BulkheadOptions } from './policies/bulkhead.js';
 export { cache, Cache } from './policies/cache.js';
 export type { CacheOptions } from './policies/cache.js';
+export { resilientSync } from './sync.js';
+export type { ResilientSyncFunction, ResilientSyncOptions } from './sync.js';

@@ -13,6 +13,8 @@ import type { RateLimiter } from './policies/rate-limiter.js';
 /** What `describe()` returns: the resolved pipeline, outermost stage first, defaults filled in. */
 export interface PipelineDescription {
   readonly name: string | undefined;
+  /** `async` for `resilient()`, `sync` for `resilientSync()` (which has no deadline, bulkhead or timeout). */
+  readonly kind: 'async' | 'sync';
   /** The fixed order of the stages. */
   readonly order: readonly string[];
   /** Every stage in order; `enabled: false` for those not configured (they cost nothing). */
@@ -172,9 +174,9 @@ function makePolicy(resolved: ResolvedOptions): Policy<unknown> {
   };
   Object.defineProperties(policy, {
     execute: { value: execute },
-    describe: { value: () => describe(resolved, undefined) },
+    describe: { value: () => describePipeline(resolved, undefined, 'async') },
     on: { value: (listener: Listener) => subscribe(events, resolved, listener) },
-    stats: { value: () => stats(resolved, undefined) },
+    stats: { value: () => statsOf(resolved, undefined) },
   });
   return policy;
 }
@@ -216,14 +218,19 @@ function wrap(
   Object.defineProperties(wrapped, {
     name: { value: fn.name, configurable: true },
     length: { value: fn.length, configurable: true },
-    describe: { value: () => describe(resolved, pipeline) },
+    describe: { value: () => describePipeline(resolved, pipeline.cache, 'async') },
     on: { value: (listener: Listener) => subscribe(pipeline.events, resolved, listener) },
-    stats: { value: () => stats(resolved, pipeline) },
+    stats: { value: () => statsOf(resolved, pipeline.cache) },
   });
   return wrapped;
 }
 
-function subscribe(events: Emitter, resolved: ResolvedOptions, listener: Listener): Unsubscribe {
+/** @internal */
+export function subscribe(
+  events: Emitter,
+  resolved: ResolvedOptions,
+  listener: Listener,
+): Unsubscribe {
   if (typeof listener !== 'function')
     throw new TypeError(`Expected \`on(listener)\` to get a function, got ${typeof listener}`);
   const offPipeline = events.on(listener);
@@ -245,7 +252,12 @@ const ORDER = [
   'timeout',
 ] as const;
 
-function describe(resolved: ResolvedOptions, pipeline: Pipeline | undefined): PipelineDescription {
+/** @internal */
+export function describePipeline(
+  resolved: ResolvedOptions,
+  ownCache: Cache | undefined,
+  kind: 'async' | 'sync',
+): PipelineDescription {
   const off = (stage: string): { stage: string; enabled: boolean } => ({ stage, enabled: false });
   const on = (
     description: Record<string, unknown>,
@@ -254,42 +266,53 @@ function describe(resolved: ResolvedOptions, pipeline: Pipeline | undefined): Pi
     stage: description.stage as string,
     enabled: true,
   });
-  const cache =
-    pipeline?.cache ?? (typeof resolved.cache === 'object' ? resolved.cache : undefined);
+  const cache = ownCache ?? (typeof resolved.cache === 'object' ? resolved.cache : undefined);
   const total = resolved.timeout?.total ?? Infinity;
   const attempt = resolved.timeout?.attempt ?? Infinity;
+  const order: readonly string[] =
+    kind === 'async'
+      ? ORDER
+      : ORDER.filter((s) => s !== 'deadline' && s !== 'bulkhead' && s !== 'timeout');
+  const retry = resolved.retry
+    ? on({
+        ...describeRetry(resolved.retry),
+        ...(kind === 'sync' ? { backoff: { type: 'none' } } : {}),
+      })
+    : off('retry');
+  const stages = [
+    resolved.fallback ? on(describeFallback(resolved.fallback)) : off('fallback'),
+    cache
+      ? on(cache.describe())
+      : resolved.cache
+        ? { stage: 'cache', enabled: true, shared: false, note: 'one cache per wrapped function' }
+        : off('cache'),
+    total === Infinity ? off('deadline') : on({ stage: 'deadline', total }),
+    retry,
+    resolved.breaker ? on(resolved.breaker.describe()) : off('circuitBreaker'),
+    resolved.limiter ? on(resolved.limiter.describe()) : off('rateLimiter'),
+    resolved.bulkhead ? on(resolved.bulkhead.describe()) : off('bulkhead'),
+    attempt === Infinity ? off('timeout') : on({ stage: 'timeout', attempt }),
+  ].filter((stage) => order.includes(stage.stage));
   return {
     name: resolved.name,
-    order: ORDER,
-    stages: [
-      resolved.fallback ? on(describeFallback(resolved.fallback)) : off('fallback'),
-      cache
-        ? on(cache.describe())
-        : resolved.cache
-          ? { stage: 'cache', enabled: true, shared: false, note: 'one cache per wrapped function' }
-          : off('cache'),
-      total === Infinity ? off('deadline') : on({ stage: 'deadline', total }),
-      resolved.retry ? on(describeRetry(resolved.retry)) : off('retry'),
-      resolved.breaker ? on(resolved.breaker.describe()) : off('circuitBreaker'),
-      resolved.limiter ? on(resolved.limiter.describe()) : off('rateLimiter'),
-      resolved.bulkhead ? on(resolved.bulkhead.describe()) : off('bulkhead'),
-      attempt === Infinity ? off('timeout') : on({ stage: 'timeout', attempt }),
-    ],
+    kind,
+    order,
+    stages,
     signal: resolved.signal !== undefined,
     clock: resolved.clockIsCustom ? 'custom' : 'system',
     stackTraces: resolved.stackTraces,
   };
 }
 
-function stats(resolved: ResolvedOptions, pipeline: Pipeline | undefined): PipelineStats {
+/** @internal */
+export function statsOf(resolved: ResolvedOptions, ownCache: Cache | undefined): PipelineStats {
   const result: {
     -readonly [K in keyof PipelineStats]: PipelineStats[K];
   } = {};
   if (resolved.breaker) result.circuitBreaker = resolved.breaker.stats();
   if (resolved.limiter) result.rateLimiter = resolved.limiter.stats();
   if (resolved.bulkhead) result.bulkhead = resolved.bulkhead.stats();
-  const cache =
-    pipeline?.cache ?? (typeof resolved.cache === 'object' ? resolved.cache : undefined);
+  const cache = ownCache ?? (typeof resolved.cache === 'object' ? resolved.cache : undefined);
   if (cache) result.cache = cache.stats();
   if (resolved.retry?.budget) result.retryBudget = resolved.retry.budget.stats();
   return result;

@@ -3,12 +3,10 @@ import type { ResolvedOptions } from '../options.js';
 import type { Bulkhead, BulkheadWaiter } from '../policies/bulkhead.js';
 import { isPrimitiveKey, type Cache, type CacheEntry } from '../policies/cache.js';
 import { Attempt } from './attempt.js';
+import { callWith, type AnyFunction } from './call.js';
 import { DeadlineQueue, type DeadlineEntry } from './deadline-queue.js';
 import { Stages } from './stages.js';
 
-/* eslint-disable @typescript-eslint/no-unsafe-function-type -- the wrapped function is called with any `this` */
-type AnyFunction = Function;
-/* eslint-enable @typescript-eslint/no-unsafe-function-type */
 type Task = (context: Attempt) => unknown;
 
 // What the slow path is handed from the fast path.
@@ -911,34 +909,6 @@ function run(
     return Promise.reject(error);
   }
   return toPromise(result);
-}
-
-/** `fn.apply(thisArg, args)` without an arguments array for up to four arguments. */
-function callWith(
-  fn: AnyFunction | undefined,
-  thisArg: unknown,
-  argc: number,
-  a0: unknown,
-  a1: unknown,
-  a2: unknown,
-  a3: unknown,
-  rest: unknown[] | undefined,
-): unknown {
-  const f = fn as (this: unknown, ...args: unknown[]) => unknown;
-  switch (argc) {
-    case 0:
-      return f.call(thisArg);
-    case 1:
-      return f.call(thisArg, a0);
-    case 2:
-      return f.call(thisArg, a0, a1);
-    case 3:
-      return f.call(thisArg, a0, a1, a2);
-    case 4:
-      return f.call(thisArg, a0, a1, a2, a3);
-    default:
-      return f.apply(thisArg, rest!);
-  }
 }
 
 function collect(

@@ -21,6 +21,9 @@ export interface CacheOptions<A extends readonly unknown[] = unknown[]> {
   name?: string;
 }
 
+/** Placeholder promise of an entry whose first value is not stored yet (never returned to callers). */
+const UNSET = new Promise<unknown>(() => undefined);
+
 export const CACHE_DEFAULTS = Object.freeze({ ttl: 60_000, maxEntries: 1_000, staleIfError: 0 });
 
 /** @internal one cached result, or a call in flight for its key. */
@@ -129,10 +132,10 @@ export class Cache {
   }
 
   /** @internal a new entry for a first miss, inserted (evicting with CLOCK when full). */
-  create(key: unknown, flight: Promise<unknown>): CacheEntry {
+  create(key: unknown, flight: Promise<unknown> | undefined): CacheEntry {
     const entry: CacheEntry = {
       key,
-      promise: flight,
+      promise: flight ?? UNSET,
       value: undefined,
       fresh: false,
       expires: -Infinity,
@@ -153,7 +156,8 @@ export class Cache {
   /** @internal stores a fresh result (a miss succeeded). */
   store(entry: CacheEntry, value: unknown, now: number): void {
     entry.value = value;
-    entry.promise = entry.flight ?? entry.promise;
+    // A synchronous pipeline stores plain values; an async one sharing the cache still gets a promise.
+    entry.promise = entry.flight ?? Promise.resolve(value);
     entry.flight = undefined;
     entry.expires = now + this.ttl;
     entry.fresh = true;
