@@ -276,8 +276,12 @@ export class Cache {
  * @example
  * const users = cache({ ttl: 5_000, key: (id: string) => id });
  */
-export function cache(options: CacheOptions = {}): Cache {
-  return new Cache(options);
+export function cache<A extends readonly unknown[] = unknown[]>(
+  options: CacheOptions<A> = {},
+): Cache {
+  // Generic so that a typed `key` (as in the example above) is accepted; the key is called with the
+  // wrapped function's arguments.
+  return new Cache(options as unknown as CacheOptions);
 }
 
 /** True when `value` can be a default cache key. */

@@ -380,7 +380,9 @@ describe('cache: keys', () => {
     const load = (a: string, b: string) => a + b;
     expect(() => resilient(load, { cache: true })).toThrow(TypeError);
     expect(() => resilient(load, { cache: true })).toThrow(/`load` declares 2/);
-    expect(() => resilient(load, { cache: { key: (a, b) => `${a}|${b}` } })).not.toThrow();
+    expect(() =>
+      resilient(load, { cache: { key: (a: string, b: string) => `${a}|${b}` } }),
+    ).not.toThrow();
   });
 
   it('a custom key gets the arguments and `this`', async () => {
