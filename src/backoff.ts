@@ -105,8 +105,9 @@ export const backoff = Object.freeze({
   },
 
   /**
-   * AWS "decorrelated jitter": `min(max, uniform(initial, previous × 3))`. Spreads retries of many
-   * clients apart while growing like exponential backoff.
+   * AWS "decorrelated jitter": `min(max, uniform(initial, max(initial, previous) × 3))`. Spreads retries
+   * of many clients apart while growing like exponential backoff. As in AWS's algorithm the first retry
+   * (no previous delay yet) is already jittered, in [initial, 3 × initial].
    */
   decorrelated(options: DecorrelatedOptions = {}): Backoff {
     const initial = options.initial ?? EXPONENTIAL_DEFAULTS.initial;
@@ -115,7 +116,7 @@ export const backoff = Object.freeze({
     check('backoff.decorrelated.max', max, 0);
     return describe(
       (_attempt, previous, random) => {
-        const upper = Math.max(initial, previous * 3);
+        const upper = Math.max(initial, previous) * 3;
         return Math.min(max, initial + random() * (upper - initial));
       },
       { type: 'decorrelated', initial, max },

@@ -1,15 +1,12 @@
 type Method = (...args: unknown[]) => unknown;
 
 /** True when a policy was called as a method decorator (TC39 or legacy). */
-export function isDecoratorCall(
-  argc: number,
-  target: unknown,
-  context: unknown,
-): boolean {
+export function isDecoratorCall(argc: number, target: unknown, context: unknown): boolean {
   if (argc === 2) return typeof context === 'object' && context !== null && 'kind' in context;
+  // Legacy: the target is the prototype, or the class itself for a static method.
   return (
     argc === 3 &&
-    typeof target === 'object' &&
+    (typeof target === 'object' || typeof target === 'function') &&
     target !== null &&
     (typeof context === 'string' || typeof context === 'symbol')
   );

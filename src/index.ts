@@ -38,7 +38,7 @@ export type {
 export { retryBudget, RetryBudget } from './policies/retry.js';
 export type { RetryBudgetOptions, RetryOptions } from './policies/retry.js';
 export type { TimeoutOptions } from './policies/timeout.js';
-export type { FallbackOption, FallbackValue } from './policies/fallback.js';
+export type { FallbackOption } from './policies/fallback.js';
 export { circuitBreaker, CircuitBreaker } from './policies/circuit-breaker.js';
 export type {
   CircuitBreakerOptions,

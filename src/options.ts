@@ -18,13 +18,13 @@ import { resolveTimeout, type ResolvedTimeout, type TimeoutOptions } from './pol
  *
  *     fallback → cache → retry → circuit breaker → rate limiter → bulkhead → timeout → fn
  */
-export interface ResilientOptions<A extends readonly unknown[] = unknown[], F = undefined> {
+export interface ResilientOptions<A extends readonly unknown[] = unknown[], F = never> {
   /** Retry failed attempts: `true` for the defaults. The default value is no retry. */
   retry?: boolean | RetryOptions;
   /** A per-attempt limit in ms, or `{ attempt, total }`. The default value is no timeout. */
   timeout?: number | TimeoutOptions;
   /** A value or `(error, ...args) => value` used when everything else failed. The default value is none. */
-  fallback?: F;
+  fallback?: FallbackOption<A, F> | undefined;
   /** Options, or a shared breaker made by `circuitBreaker()`. The default value is none. */
   circuitBreaker?: CircuitBreakerOptions | CircuitBreaker;
   /** Options, or a shared limiter made by `rateLimiter()`. The default value is none. */

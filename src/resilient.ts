@@ -3,7 +3,7 @@ import { Pipeline } from './core/pipeline.js';
 import { decorate, isDecoratorCall } from './decorator.js';
 import { Emitter, type Listener, type Unsubscribe } from './events.js';
 import { resolveOptions, type ResilientOptions, type ResolvedOptions } from './options.js';
-import { describeFallback, type FallbackOption, type FallbackValue } from './policies/fallback.js';
+import { describeFallback } from './policies/fallback.js';
 import { describeRetry } from './policies/retry.js';
 import type { Bulkhead } from './policies/bulkhead.js';
 import type { Cache } from './policies/cache.js';
@@ -66,7 +66,7 @@ export interface Policy<F = never> extends Observable {
   /** Wraps `fn`. */
   <A extends unknown[], R, This = unknown>(
     fn: (this: This, ...args: A) => R,
-  ): ResilientFunction<This, A, Awaited<R> | FallbackValue<F>>;
+  ): ResilientFunction<This, A, Awaited<R> | F>;
   /** Standard (TC39) method decorator. */
   <This, A extends unknown[], R>(
     method: (this: This, ...args: A) => R,
@@ -88,7 +88,7 @@ export interface Policy<F = never> extends Observable {
   execute<T>(
     task: (context: AttemptContext) => T,
     options?: ExecuteOptions,
-  ): Promise<Awaited<T> | FallbackValue<F>>;
+  ): Promise<Awaited<T> | F>;
 }
 
 /**
@@ -98,15 +98,10 @@ export interface Policy<F = never> extends Observable {
  * const getUser = resilient(fetchUser, { retry: { maxAttempts: 4 }, timeout: 2_000, fallback: () => null });
  * const user = await getUser('42'); // User | null
  */
-export function resilient<
-  A extends unknown[],
-  R,
-  This = unknown,
-  const F extends FallbackOption<A> = never,
->(
+export function resilient<A extends unknown[], R, This = unknown, const F = never>(
   fn: (this: This, ...args: A) => R,
   options?: ResilientOptions<A, F>,
-): ResilientFunction<This, A, Awaited<R> | FallbackValue<F>>;
+): ResilientFunction<This, A, Awaited<R> | F>;
 /**
  * Makes a reusable {@link Policy}: wrap functions with it, use it as a method decorator, or run tasks
  * with `policy.execute`.
@@ -116,9 +111,7 @@ export function resilient<
  * const getOrder = policy(fetchOrder);
  * class Repo { @policy async load(id: string) { ... } }
  */
-export function resilient<const F extends FallbackOption = never>(
-  options?: ResilientOptions<unknown[], F>,
-): Policy<F>;
+export function resilient<const F = never>(options?: ResilientOptions<unknown[], F>): Policy<F>;
 export function resilient(
   fnOrOptions?: ((...args: unknown[]) => unknown) | ResilientOptions,
   options?: ResilientOptions,
@@ -189,12 +182,7 @@ function wrap(
   if (typeof fn !== 'function')
     throw new TypeError(`Expected a function to wrap, got ${typeof fn}`);
   const pipeline = new Pipeline(fn, resolved, parent);
-  const cache = pipeline.cache;
-  if (cache !== undefined && cache.key === undefined && fn.length > 1) {
-    throw new TypeError(
-      `The default \`cache.key\` works for a function of at most one primitive argument, and \`${fn.name || 'anonymous'}\` declares ${fn.length}; pass \`cache.key: (...args) => key\``,
-    );
-  }
+  pipeline.checkKey(fn);
   // Named parameters and `arguments.length` instead of a rest array: no array is allocated per call.
   const wrapped = function (
     this: unknown,

@@ -10,7 +10,7 @@ import {
   type CacheOptions,
 } from './policies/cache.js';
 import type { CircuitBreaker, CircuitBreakerOptions } from './policies/circuit-breaker.js';
-import type { FallbackOption, FallbackValue } from './policies/fallback.js';
+import type { FallbackOption } from './policies/fallback.js';
 import type { RateLimiter, RateLimiterOptions } from './policies/rate-limiter.js';
 import type { RetryOptions } from './policies/retry.js';
 import { describePipeline, statsOf, subscribe, type Observable } from './resilient.js';
@@ -21,11 +21,11 @@ import type { Clock } from './clock.js';
  * a rate-limiter wait or a signal would need to wait, so they are not part of this type (and are a
  * TypeError at wrap time from JavaScript).
  */
-export interface ResilientSyncOptions<A extends readonly unknown[] = unknown[], F = undefined> {
+export interface ResilientSyncOptions<A extends readonly unknown[] = unknown[], F = never> {
   /** Retries at once (no delay): `true` for the defaults. The default value is no retry. */
   retry?: boolean | Omit<RetryOptions, 'backoff'>;
   /** A value or `(error, ...args) => value`. The default value is none. */
-  fallback?: F;
+  fallback?: FallbackOption<A, F> | undefined;
   /** Options, or a shared breaker. The default value is none. */
   circuitBreaker?: CircuitBreakerOptions | CircuitBreaker;
   /** Options (rejects without waiting), or a shared limiter. The default value is none. */
@@ -57,15 +57,10 @@ const WAITING_OPTIONS = ['timeout', 'bulkhead', 'signal'] as const;
  * const parse = resilientSync(parseConfig, { retry: { maxAttempts: 2 }, fallback: () => DEFAULTS });
  * const config = parse(text); // Config, not a promise
  */
-export function resilientSync<
-  A extends unknown[],
-  R,
-  This = unknown,
-  const F extends FallbackOption<A> = never,
->(
+export function resilientSync<A extends unknown[], R, This = unknown, const F = never>(
   fn: (this: This, ...args: A) => R,
   options?: ResilientSyncOptions<A, F>,
-): ResilientSyncFunction<This, A, R | FallbackValue<F>> {
+): ResilientSyncFunction<This, A, R | F> {
   if (typeof fn !== 'function') {
     throw new TypeError(`Expected resilientSync(fn, options) to get a function, got ${typeof fn}`);
   }
@@ -110,11 +105,7 @@ export function resilientSync<
   problems.throwIfAny('Invalid resilientSync options');
   const resolved = resolveOptions(options);
   const pipeline = new SyncPipeline(fn, resolved, undefined);
-  if (pipeline.cache !== undefined && pipeline.cache.key === undefined && fn.length > 1) {
-    throw new TypeError(
-      `The default \`cache.key\` works for a function of at most one primitive argument, and \`${fn.name || 'anonymous'}\` declares ${fn.length}; pass \`cache.key: (...args) => key\``,
-    );
-  }
+  pipeline.checkKey(fn);
   const wrapped = function (
     this: unknown,
     a0?: unknown,
@@ -143,7 +134,7 @@ export function resilientSync<
     },
     stats: { value: () => statsOf(resolved, pipeline.cache) },
   });
-  return wrapped as unknown as ResilientSyncFunction<This, A, R | FallbackValue<F>>;
+  return wrapped as unknown as ResilientSyncFunction<This, A, R | F>;
 }
 
 /** The synchronous pipeline: fallback → cache → retry → circuit breaker → rate limiter → fn. */
@@ -176,11 +167,11 @@ class SyncPipeline extends Stages {
     const cache = this.cache;
     if (cache === undefined) return this.guarded(thisArg, argc, a0, a1, a2, a3, rest);
     let key: unknown;
-    if (cache.key === undefined) {
+    if (cache.keyOf === undefined) {
       if (argc > 1 || !isPrimitiveKey(a0)) throw this.keyError(argc, a0);
       key = a0;
     } else {
-      key = callWith(cache.key, thisArg, argc, a0, a1, a2, a3, rest);
+      key = callWith(cache.keyOf, thisArg, argc, a0, a1, a2, a3, rest);
     }
     const entry = cache.entries.get(key);
     if (entry?.fresh === true) {

@@ -237,12 +237,12 @@ export class Pipeline extends Stages {
     if (cache === undefined)
       return this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined);
     let key: unknown;
-    if (cache.key === undefined) {
+    if (cache.keyOf === undefined) {
       if (argc > 1 || !isPrimitiveKey(a0)) return Promise.reject(this.keyError(argc, a0));
       key = a0;
     } else {
       try {
-        key = callWith(cache.key, thisArg, argc, a0, a1, a2, a3, rest);
+        key = callWith(cache.keyOf, thisArg, argc, a0, a1, a2, a3, rest);
       } catch (error) {
         return Promise.reject(error);
       }

@@ -98,7 +98,15 @@ export abstract class Stages {
     this.parent?.emit(event);
   }
 
-  /** The cache key of a call, or a TypeError for arguments the default key cannot take. */
+  /** At wrap time: the default cache key cannot serve a function that declares several parameters. */
+  checkKey(fn: { readonly name: string; readonly length: number }): void {
+    if (this.cache === undefined || this.cache.keyOf !== undefined || fn.length <= 1) return;
+    throw new TypeError(
+      `The default \`cache.key\` works for a function of at most one primitive argument, and \`${fn.name || 'anonymous'}\` declares ${fn.length}; pass \`cache.key: (...args) => key\``,
+    );
+  }
+
+  /** At call time: a TypeError for arguments the default cache key cannot take. */
   protected keyError(argc: number, a0: unknown): TypeError {
     return new TypeError(
       `The default \`cache.key\` needs exactly one primitive argument (string, number, boolean, bigint, symbol, null or undefined), got ${argc} argument(s)${argc === 1 ? ` of type ${a0 === null ? 'null' : typeof a0}` : ''}; pass \`cache.key: (...args) => key\``,

@@ -26,7 +26,9 @@ export class Problems {
   readonly messages: string[] = [];
 
   add(path: string, value: unknown, expected: string): void {
-    this.messages.push(`Expected \`${path}\` to be ${expected}, got ${describeValue(value)}`);
+    this.messages.push(
+      `Expected \`${label(path)}\` to be ${expected}, got ${describeValue(value)}`,
+    );
   }
 
   raw(message: string): void {
@@ -69,7 +71,7 @@ export class Problems {
     try {
       keys = Object.keys(value);
     } catch (error) {
-      this.raw(`Could not list the keys of \`${path}\`: ${String(error)}`);
+      this.raw(`Could not list the keys of \`${label(path)}\`: ${String(error)}`);
       return undefined;
     }
     for (const key of keys) {
@@ -128,6 +130,11 @@ export class Problems {
     this.add(path, value, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`);
     return fallback;
   }
+}
+
+/** The options object itself has the empty path: name it, rather than print "Expected `` to be". */
+function label(path: string): string {
+  return path === '' ? 'options' : path;
 }
 
 function expectation(rule: {

@@ -64,7 +64,8 @@ export class Cache {
   readonly ttl: number;
   readonly maxEntries: number;
   readonly staleIfError: number;
-  readonly key: ((...args: unknown[]) => unknown) | undefined;
+  /** The `key` option (undefined: the default key). */
+  readonly keyOf: ((...args: unknown[]) => unknown) | undefined;
   /** @internal */
   clock: Clock | undefined;
   /** @internal */
@@ -116,7 +117,7 @@ export class Cache {
         infinity: true,
       },
     );
-    this.key = problems.func(`${path}.key`, o.key, undefined);
+    this.keyOf = problems.func(`${path}.key`, o.key, undefined);
     if (o.clock !== undefined && !isClock(o.clock))
       problems.add(`${path}.clock`, o.clock, 'a Clock { now, setTimer, clearTimer }');
     if (o.name !== undefined && typeof o.name !== 'string')
@@ -264,7 +265,7 @@ export class Cache {
       name: this.name ?? 'none',
       ttl: this.ttl,
       maxEntries: this.maxEntries,
-      key: this.key === undefined ? 'default' : 'custom',
+      key: this.keyOf === undefined ? 'default' : 'custom',
       staleIfError: this.staleIfError,
     };
   }

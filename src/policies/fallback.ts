@@ -1,25 +1,11 @@
 /**
- * The fallback stage: a function `(error, ...args) => value | Promise<value>` or a plain value. It sees
- * every failure, the library's own rejections included, but not a caller's abort.
+ * The fallback stage: a function `(error, ...args) => value | Promise<value>` or a plain value `F`. It
+ * sees every failure, the library's own rejections included, but not a caller's abort. The wrapped
+ * function's result type becomes `Awaited<R> | F`. (A plain value cannot itself be a function: a
+ * function is always called.)
  */
-export type FallbackOption<A extends readonly unknown[] = unknown[]> =
-  | ((error: unknown, ...args: A) => unknown)
-  | string
-  | number
-  | boolean
-  | bigint
-  | symbol
-  | null
-  | object;
-
-/** The value type a fallback option adds to a wrapped function's result. */
-export type FallbackValue<F> = [F] extends [never]
-  ? never
-  : [F] extends [undefined]
-    ? never
-    : F extends (...args: never[]) => infer R
-      ? Awaited<R>
-      : F;
+export type FallbackOption<A extends readonly unknown[] = unknown[], F = unknown> =
+  ((error: unknown, ...args: A) => F | PromiseLike<F>) | F;
 
 export interface ResolvedFallback {
   /** Present when the fallback is a function. */
