@@ -335,7 +335,9 @@ export class CircuitBreaker {
     }
     this.consecutive = 0;
     this.add(outcome, start);
-    if (outcome === SLOW) this.check(start);
+    // Every sample is checked, a fast success too: the one that brings the window to `minimumCalls`
+    // may find the failure rate already over the threshold (resilience4j checks on every outcome).
+    this.check(start);
   }
 
   recordFailure(permit: number, start: number, error: unknown): void {

@@ -113,6 +113,14 @@ describe('circuit breaker: count window', () => {
     expect(breaker.stats()).toMatchObject({ state: 'open' });
   });
 
+  it('checks the rate on a success too: the call that reaches minimumCalls may open it', async () => {
+    const { runAll, breaker } = setup({ window: { type: 'count', size: 10 }, minimumCalls: 4 });
+    await runAll('fail', 'fail', 'fail');
+    expect(breaker.state).toBe('closed'); // 3 calls < minimumCalls
+    await runAll('ok');
+    expect(breaker.stats()).toMatchObject({ state: 'open', calls: 4, failureRate: 0.75 });
+  });
+
   it('honours a custom failureRateThreshold', async () => {
     const { runAll, breaker } = setup({
       window: { type: 'count', size: 10 },
@@ -160,14 +168,14 @@ describe('circuit breaker: time window', () => {
   });
 
   it('forgets calls older than `duration`, lazily and without timers', async () => {
-    const { runAll, breaker, clock } = setup(time);
+    const { runAll, breaker, clock } = setup({ ...time, failureRateThreshold: 1 });
     await runAll('fail', 'ok');
     expect(breaker.stats()).toMatchObject({ calls: 2, failures: 1 });
     expect(clock.pending()).toBe(0);
     await clock.advance(1_000);
     expect(breaker.stats()).toMatchObject({ calls: 0, failures: 0, failureRate: 0 });
-    await runAll('fail');
-    expect(breaker.state).toBe('closed'); // the first failure has left the window
+    await runAll('fail', 'fail');
+    expect(breaker.stats()).toMatchObject({ state: 'open', calls: 2, failures: 2 });
     expect(clock.pending()).toBe(0);
   });
 
