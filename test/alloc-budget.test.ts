@@ -1,0 +1,79 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * Allocation budgets of the hot path, measured on the built package (dist/, made by `npm test`'s
+ * pretest build) in a child process with a 512 MB young generation, so that a change that adds a
+ * closure, an object or an async frame to the happy path fails CI. Bytes are counted beyond the bare
+ * `await fn()` measured in the same process. A deterministic count, not a timing: speed lives in bench/.
+ */
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+interface Measured {
+  async: Record<string, number>;
+  sync: Record<string, number>;
+}
+
+let measured: Measured;
+
+beforeAll(() => {
+  if (!existsSync(`${root}dist/index.js`)) {
+    throw new Error('dist/ is missing: run `npm run build` (npm test runs it as pretest)');
+  }
+  const output = execFileSync(
+    process.execPath,
+    [
+      '--expose-gc',
+      '--max-semi-space-size=512',
+      '--min-semi-space-size=512',
+      `${root}test/alloc/measure.mjs`,
+    ],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  measured = JSON.parse(output) as Measured;
+}, 120_000);
+
+const extra = (name: string): number => {
+  const value = measured.async[name];
+  const bare = measured.async.bare;
+  if (value === undefined || bare === undefined || Number.isNaN(value)) {
+    throw new Error(`no measurement for ${name}`);
+  }
+  return value - bare;
+};
+
+describe('allocation budget of the async happy path (bytes per call beyond the bare call)', () => {
+  it('measures the bare call', () => {
+    expect(measured.async.bare).toBeGreaterThan(0);
+  });
+
+  it.each(['retry', 'circuitBreaker', 'rateLimiter', 'bulkhead', 'fallback'])(
+    '%s alone: at most 100 bytes',
+    (name) => {
+      expect(extra(name)).toBeLessThanOrEqual(100);
+    },
+  );
+
+  it('all stages but timeout together: at most 120 bytes (one .then)', () => {
+    expect(extra('allButTimeout')).toBeLessThanOrEqual(120);
+  });
+
+  it('timeout: at most 400 bytes (no timer per call)', () => {
+    expect(extra('timeout')).toBeLessThanOrEqual(400);
+  });
+
+  it('cache hit: nothing beyond the bare call', () => {
+    expect(extra('cacheHit')).toBeLessThanOrEqual(0);
+  });
+});
+
+describe('allocation budget of resilientSync', () => {
+  it.each(['retry', 'circuitBreaker', 'fallback', 'cacheHit', 'allButLimiter'])(
+    '%s: no allocation per call (under 2 bytes amortized)',
+    (name) => {
+      expect(measured.sync[name]).toBeLessThan(2);
+    },
+  );
+});

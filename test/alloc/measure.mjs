@@ -1,0 +1,63 @@
+// Child process of test/alloc-budget.test.ts: measures bytes per call of the built package's hot paths
+// against the bare call, in one process, and prints them as JSON. Run with bench/lib/alloc.mjs's
+// NODE_FLAGS (--expose-gc and a 512 MB young generation).
+import { measureBytesPerCall } from '../../bench/lib/alloc.mjs';
+import { resilient, resilientSync } from '../../dist/index.js';
+
+const target = async () => 42;
+const syncTarget = () => 42;
+const never = { limit: 1e12 }; // a limiter that always has a token
+
+/** Async cases: the wrapped function and the options that built it. */
+const cases = {
+  retry: { retry: true },
+  circuitBreaker: { circuitBreaker: {} },
+  rateLimiter: { rateLimiter: never },
+  bulkhead: { bulkhead: 10 },
+  fallback: { fallback: 0 },
+  allButTimeout: {
+    retry: true,
+    circuitBreaker: {},
+    rateLimiter: never,
+    bulkhead: 10,
+    fallback: 0,
+  },
+  timeout: { timeout: 60_000 },
+  cacheHit: { cache: true },
+};
+
+const batch = 10_000;
+const reps = 12;
+const out = { async: {}, sync: {} };
+out.async.bare = (await measureBytesPerCall(() => target(), { batch, reps })).bytesPerCall;
+for (const [name, options] of Object.entries(cases)) {
+  const wrapped = resilient(target, options);
+  out.async[name] = (await measureBytesPerCall(() => wrapped(), { batch, reps })).bytesPerCall;
+}
+
+const syncCases = {
+  retry: { retry: true },
+  circuitBreaker: { circuitBreaker: {} },
+  fallback: { fallback: 0 },
+  cacheHit: { cache: true },
+  allButLimiter: { retry: true, circuitBreaker: {}, fallback: 0 },
+};
+let sink = 0;
+function measureSync(fn) {
+  for (let i = 0; i < batch; i++) sink += fn();
+  const samples = [];
+  for (let r = 0; r < reps; r++) {
+    globalThis.gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < batch; i++) sink += fn();
+    samples.push((process.memoryUsage().heapUsed - before) / batch);
+  }
+  samples.sort((a, b) => a - b);
+  return samples[samples.length >> 1];
+}
+out.sync.bare = measureSync(syncTarget);
+for (const [name, options] of Object.entries(syncCases)) {
+  out.sync[name] = measureSync(resilientSync(syncTarget, options));
+}
+out.sink = sink > 0;
+process.stdout.write(JSON.stringify(out));
