@@ -1,0 +1,87 @@
+import { describe, expect, it, vi } from 'vitest';
+import { TimeoutError, backoff, resilient, systemClock } from '../src/index.js';
+
+// The only tests that use real time: they prove systemClock's wiring, with waits of at most 50 ms.
+
+describe('systemClock', () => {
+  it('is frozen', () => {
+    expect(Object.isFrozen(systemClock)).toBe(true);
+  });
+
+  it('now() is monotonic milliseconds from performance.now()', () => {
+    const spy = vi.spyOn(performance, 'now').mockReturnValueOnce(1_234.5);
+    expect(systemClock.now()).toBe(1_234.5);
+    spy.mockRestore();
+    const a = systemClock.now();
+    const b = systemClock.now();
+    expect(b).toBeGreaterThanOrEqual(a);
+  });
+
+  it('setTimer fires the callback once after about `ms`', async () => {
+    const start = performance.now();
+    const fired = await new Promise<number>((resolve) => {
+      systemClock.setTimer(() => resolve(performance.now()), 20);
+    });
+    expect(fired - start).toBeGreaterThanOrEqual(19);
+  });
+
+  it('clearTimer cancels a pending timer; clearing a fired one is a no-op', async () => {
+    const callback = vi.fn();
+    const handle = systemClock.setTimer(callback, 5);
+    systemClock.clearTimer(handle);
+    const fired = await new Promise<unknown>((resolve) => {
+      const h = systemClock.setTimer(() => resolve(h), 10);
+    });
+    expect(callback).not.toHaveBeenCalled();
+    expect(() => systemClock.clearTimer(fired)).not.toThrow();
+  });
+
+  it('timers keep the process alive unless asked not to (unref)', () => {
+    const kept = systemClock.setTimer(() => {}, 50) as NodeJS.Timeout;
+    const unrefd = systemClock.setTimer(() => {}, 50, true) as NodeJS.Timeout;
+    const explicit = systemClock.setTimer(() => {}, 50, false) as NodeJS.Timeout;
+    expect(kept.hasRef()).toBe(true);
+    expect(explicit.hasRef()).toBe(true);
+    expect(unrefd.hasRef()).toBe(false);
+    for (const h of [kept, unrefd, explicit]) systemClock.clearTimer(h);
+  });
+
+  it('is the default clock of the pipeline', () => {
+    expect(resilient(() => 1).describe().clock).toBe('system');
+  });
+});
+
+describe('the pipeline on real time', () => {
+  it('an attempt timeout fires on real time, and its shared timer is unref’d', async () => {
+    const spy = vi.spyOn(globalThis, 'setTimeout');
+    const start = performance.now();
+    const call = resilient(() => new Promise(() => {}), { timeout: 20 })().catch((e: unknown) => e);
+    const index = spy.mock.calls.findIndex(([, ms]) => ms !== undefined && ms > 15 && ms <= 20);
+    const handle = spy.mock.results[index]?.value as NodeJS.Timeout;
+    spy.mockRestore();
+    expect(handle.hasRef()).toBe(false);
+    const error = await call;
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(performance.now() - start).toBeGreaterThanOrEqual(19);
+  });
+
+  it('retries after a real backoff sleep', async () => {
+    const fn = vi.fn().mockRejectedValueOnce(new Error('x')).mockResolvedValueOnce('ok');
+    const start = performance.now();
+    await expect(resilient(fn, { retry: { backoff: backoff.constant(15) } })()).resolves.toBe('ok');
+    expect(performance.now() - start).toBeGreaterThanOrEqual(14);
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it('a real abort during a real sleep rejects at once', async () => {
+    const controller = new AbortController();
+    const call = resilient({ retry: { backoff: backoff.constant(10_000) } }).execute(
+      () => Promise.reject(new Error('x')),
+      { signal: controller.signal },
+    );
+    setTimeout(() => controller.abort('stop'), 10);
+    const start = performance.now();
+    await expect(call).rejects.toBe('stop');
+    expect(performance.now() - start).toBeLessThan(1_000);
+  });
+});
