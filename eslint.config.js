@@ -27,6 +27,25 @@ export default defineConfig(
     },
   },
   {
+    // The hot path allocates nothing it does not have to (ARCHITECTURE.md section 3): no async frames,
+    // spreads, object or array literals, or template strings in src/core. The slow path (retries, waits,
+    // aborts, fallbacks, events that someone listens to) is exempt where it is marked, and
+    // validate.ts runs once, at wrap time.
+    files: ['src/core/**/*.ts'],
+    ignores: ['src/core/validate.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: ':function[async=true]', message: 'No async functions on the hot path.' },
+        { selector: 'AwaitExpression', message: 'No await on the hot path.' },
+        { selector: 'SpreadElement', message: 'No spread on the hot path: it allocates.' },
+        { selector: 'ObjectExpression', message: 'No object literal on the hot path: it allocates.' },
+        { selector: 'ArrayExpression', message: 'No array literal on the hot path: it allocates.' },
+        { selector: 'TemplateLiteral', message: 'No template string on the hot path: it allocates.' },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-argument': 'off',

@@ -24,15 +24,19 @@ export class DeadlineQueue<E extends DeadlineEntry> {
     private readonly onExpire: (entry: E) => void,
   ) {}
 
-  push(entry: E, deadline: number): void {
-    entry.deadline = deadline;
+  /**
+   * Queues an entry; its deadline (given, or already set on it: the hot path sets it, since a float
+   * argument to a method V8 did not inline is boxed) is later than every queued one's.
+   */
+  push(entry: E, deadline?: number): void {
+    if (deadline !== undefined) entry.deadline = deadline;
     entry.queued = true;
     entry.next = undefined;
     entry.prev = this.tail;
     if (this.tail === undefined) this.head = entry;
     else this.tail.next = entry;
     this.tail = entry;
-    if (this.timer === undefined) this.arm(deadline);
+    if (this.timer === undefined) this.arm(entry.deadline);
   }
 
   remove(entry: E): void {

@@ -52,7 +52,10 @@ export abstract class Stages {
     if (retry === undefined) return false;
     if (error instanceof TimeoutError && error.scope === 'total') return false;
     if (attempt >= this.maxAttempts) {
-      if (this.listening()) this.emit({ type: 'retriesExhausted', attempts: attempt, error });
+      if (this.listening()) {
+        // eslint-disable-next-line no-restricted-syntax -- built only when someone listens
+        this.emit({ type: 'retriesExhausted', attempts: attempt, error });
+      }
       return false;
     }
     return retry.retryOn(error, attempt);
@@ -75,7 +78,10 @@ export abstract class Stages {
     else if (reason === 'rateLimited') error = new RateLimitedError(retryAfter);
     else error = new BulkheadRejectedError(reason === 'bulkheadFull' ? 'full' : 'queueTimeout');
     Error.stackTraceLimit = limit;
-    if (this.listening()) this.emit({ type: 'callRejected', reason, retryAfter });
+    if (this.listening()) {
+      // eslint-disable-next-line no-restricted-syntax -- built only when someone listens
+      this.emit({ type: 'callRejected', reason, retryAfter });
+    }
     return error;
   }
 
@@ -84,7 +90,10 @@ export abstract class Stages {
     if (!this.stackTraces) Error.stackTraceLimit = 0;
     const error = new TimeoutError(timeout, scope);
     Error.stackTraceLimit = limit;
-    if (this.listening()) this.emit({ type: 'timedOut', timeout, scope });
+    if (this.listening()) {
+      // eslint-disable-next-line no-restricted-syntax -- built only when someone listens
+      this.emit({ type: 'timedOut', timeout, scope });
+    }
     return error;
   }
 
@@ -98,6 +107,7 @@ export abstract class Stages {
     this.parent?.emit(event);
   }
 
+  /* eslint-disable no-restricted-syntax -- error messages: built at wrap time or when a call is refused */
   /** At wrap time: the default cache key cannot serve a function that declares several parameters. */
   checkKey(fn: { readonly name: string; readonly length: number }): void {
     if (this.cache === undefined || this.cache.keyOf !== undefined || fn.length <= 1) return;
@@ -112,4 +122,5 @@ export abstract class Stages {
       `The default \`cache.key\` needs exactly one primitive argument (string, number, boolean, bigint, symbol, null or undefined), got ${argc} argument(s)${argc === 1 ? ` of type ${a0 === null ? 'null' : typeof a0}` : ''}; pass \`cache.key: (...args) => key\``,
     );
   }
+  /* eslint-enable no-restricted-syntax */
 }
