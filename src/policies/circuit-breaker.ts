@@ -417,18 +417,14 @@ export class CircuitBreaker {
       const outcomes: number[] = [];
       const size = this.windowSize;
       for (let i = this.filled; i > 0; i--)
-        outcomes.push(this.outcomes[(this.cursor - i + size) % size] ?? 0);
+        outcomes.push(this.outcomes[(this.cursor - i + size) % size]!);
       return { ...base, outcomes };
     }
     const epoch = this.rotate(now);
     const buckets: [number, number, number][] = [];
     for (let i = TIME_BUCKETS - 1; i >= 0; i--) {
       const slot = (((epoch - i) % TIME_BUCKETS) + TIME_BUCKETS) % TIME_BUCKETS;
-      buckets.push([
-        this.bucketCalls[slot] ?? 0,
-        this.bucketFailures[slot] ?? 0,
-        this.bucketSlow[slot] ?? 0,
-      ]);
+      buckets.push([this.bucketCalls[slot]!, this.bucketFailures[slot]!, this.bucketSlow[slot]!]);
     }
     return { ...base, buckets, bucketSize: this.bucketSize };
   }
@@ -459,13 +455,15 @@ export class CircuitBreaker {
     return (this.clock ?? systemClock).now();
   }
 
+  // Typed-array reads below use `!`: every index is in range by construction (`?? 0` would only add a
+  // branch that can never run).
   private add(outcome: number, at: number): void {
     const failure = outcome & FAILURE;
     const slow = (outcome & SLOW) >> 1;
     if (this.windowType === 'count') {
       const size = this.windowSize;
       if (this.filled === size) {
-        const old = this.outcomes[this.cursor] ?? 0;
+        const old = this.outcomes[this.cursor]!;
         this.failures -= old & FAILURE;
         this.slow -= (old & SLOW) >> 1;
       } else {
@@ -476,9 +474,9 @@ export class CircuitBreaker {
       this.cursor = this.cursor + 1 === size ? 0 : this.cursor + 1;
     } else {
       const slot = this.rotate(at);
-      this.bucketCalls[slot] = (this.bucketCalls[slot] ?? 0) + 1;
-      this.bucketFailures[slot] = (this.bucketFailures[slot] ?? 0) + failure;
-      this.bucketSlow[slot] = (this.bucketSlow[slot] ?? 0) + slow;
+      this.bucketCalls[slot] = this.bucketCalls[slot]! + 1;
+      this.bucketFailures[slot] = this.bucketFailures[slot]! + failure;
+      this.bucketSlow[slot] = this.bucketSlow[slot]! + slow;
       this.calls++;
     }
     this.failures += failure;
@@ -492,9 +490,9 @@ export class CircuitBreaker {
       const steps = this.epoch < 0 ? TIME_BUCKETS : Math.min(TIME_BUCKETS, epoch - this.epoch);
       for (let i = 1; i <= steps; i++) {
         const slot = (((this.epoch + i) % TIME_BUCKETS) + TIME_BUCKETS) % TIME_BUCKETS;
-        this.calls -= this.bucketCalls[slot] ?? 0;
-        this.failures -= this.bucketFailures[slot] ?? 0;
-        this.slow -= this.bucketSlow[slot] ?? 0;
+        this.calls -= this.bucketCalls[slot]!;
+        this.failures -= this.bucketFailures[slot]!;
+        this.slow -= this.bucketSlow[slot]!;
         this.bucketCalls[slot] = 0;
         this.bucketFailures[slot] = 0;
         this.bucketSlow[slot] = 0;
@@ -573,9 +571,9 @@ export class CircuitBreaker {
         const age = s.buckets!.length - 1 - i + shift; // buckets ago
         if (age >= TIME_BUCKETS) return;
         const slot = (((this.epoch - age) % TIME_BUCKETS) + TIME_BUCKETS) % TIME_BUCKETS;
-        this.bucketCalls[slot] = (this.bucketCalls[slot] ?? 0) + calls;
-        this.bucketFailures[slot] = (this.bucketFailures[slot] ?? 0) + failures;
-        this.bucketSlow[slot] = (this.bucketSlow[slot] ?? 0) + slow;
+        this.bucketCalls[slot] = this.bucketCalls[slot]! + calls;
+        this.bucketFailures[slot] = this.bucketFailures[slot]! + failures;
+        this.bucketSlow[slot] = this.bucketSlow[slot]! + slow;
         this.calls += calls;
         this.failures += failures;
         this.slow += slow;

@@ -128,6 +128,52 @@ describe('cache: defaults and options', () => {
   });
 });
 
+describe('cache: clearing while a call is in flight', () => {
+  it('a result that lands after clear() is returned but not stored', async () => {
+    const shared = cache({ clock: new ManualClock() });
+    let resolve!: (value: string) => void;
+    const fn = vi.fn(
+      (id: string) =>
+        new Promise<string>((r) => {
+          resolve = (v) => r(`${id}:${v}`);
+        }),
+    );
+    const call = resilient(fn, { cache: shared });
+    const first = call('a');
+    shared.clear();
+    resolve('1');
+    expect(await first).toBe('a:1');
+    expect(shared.stats().size).toBe(0);
+    const second = call('a');
+    resolve('2');
+    expect(await second).toBe('a:2');
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it('a failure that lands after clear(key) leaves a newer entry alone', async () => {
+    const clock = new ManualClock();
+    const shared = cache({ clock });
+    const settlers: ((ok: boolean) => void)[] = [];
+    const fn = vi.fn(
+      (id: string) =>
+        new Promise<string>((resolve, reject) => {
+          settlers.push((ok) => (ok ? resolve(id) : reject(boom)));
+        }),
+    );
+    const call = resilient(fn, { cache: shared });
+    const old = call('a').catch((e: unknown) => e);
+    shared.clear('a');
+    shared.clear('missing');
+    const fresh = call('a');
+    settlers[0]!(false);
+    expect(await old).toBe(boom);
+    settlers[1]!(true);
+    expect(await fresh).toBe('a');
+    expect(await call('a')).toBe('a');
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+});
+
 describe('cache: a hit', () => {
   it('returns the same, already-resolved promise and calls nothing', async () => {
     const { call, fn, events } = setup();

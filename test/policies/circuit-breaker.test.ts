@@ -764,6 +764,31 @@ describe('circuit breaker: stats and standalone use', () => {
     expect(breaker.state).toBe('closed');
   });
 
+  it('without any clock it falls back to the system clock', () => {
+    const breaker = circuitBreaker({ slowCallDuration: 5_000 });
+    breaker.isolate();
+    expect(breaker.stats()).toMatchObject({ state: 'isolated', retryAfter: Infinity });
+    expect(breaker.describe().slowCallDuration).toBe(5_000);
+  });
+
+  it('tells a listener when a snapshot is restored on adopting a clock', () => {
+    vi.spyOn(Date, 'now').mockReturnValue(0);
+    const breaker = circuitBreaker({
+      initialState: {
+        version: 1,
+        state: 'closed',
+        retryAfter: 0,
+        savedAt: 0,
+        consecutiveFailures: 2,
+      },
+    });
+    const listener = vi.fn();
+    breaker.on(listener);
+    resilient(() => 1, { clock: new ManualClock(), circuitBreaker: breaker });
+    expect(listener).toHaveBeenCalledWith({ type: 'circuitStateRestored', state: 'closed' });
+    expect(breaker.stats().consecutiveFailures).toBe(2);
+  });
+
   it('an unsubscribed listener hears nothing more', () => {
     const breaker = circuitBreaker({ clock: new ManualClock() });
     const listener = vi.fn();
@@ -820,6 +845,7 @@ describe('circuit breaker: option validation', () => {
       { halfOpenAfterMs: 5 } as never,
       /Unknown option `circuitBreaker.halfOpenAfterMs`/,
     ],
+    ['not an object', 5 as never, /`circuitBreaker` to be an options object/],
   ])('%s fails at wrap time naming the option', (_, options, message) => {
     expect(() => resilient(() => 1, { circuitBreaker: options })).toThrow(TypeError);
     expect(() => resilient(() => 1, { circuitBreaker: options })).toThrow(message);
