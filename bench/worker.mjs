@@ -1,0 +1,208 @@
+// One child process of the benchmark: measures one case against the bare call, then exits.
+//
+//   node bench/worker.mjs '{"mode":"time","case":"bulwark:retry","quick":false}'
+//   node --expose-gc --max-semi-space-size=512 --min-semi-space-size=512 bench/worker.mjs \
+//     '{"mode":"alloc","case":"bulwark:retry","quick":false}'
+//
+// Prints one line of JSON on stdout. bench/run.mjs starts one of these per case and mode, so that
+// the JIT state, timers and heap of one library never reach the measurement of another.
+
+import { performance } from 'node:perf_hooks';
+import { measureBytesPerCall } from './lib/alloc.mjs';
+import { CASE_BY_ID, TARGETS, VARIANTS } from './cases.mjs';
+
+const SETTINGS = {
+  quick: { runMs: 2, runs: 7, warmupRuns: 1, allocBatch: 10_000, allocBatchMs: 20, allocReps: 7 },
+  full: { runMs: 5, runs: 31, warmupRuns: 3, allocBatch: 10_000, allocBatchMs: 150, allocReps: 15 },
+};
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
+ * A loop of `n` awaited calls with `concurrency` of them in flight, compiled from source for each
+ * subject: the bare call and the case each get their own function, so one's type feedback (what
+ * `call` is, what it returns) is not shared with the other's.
+ */
+function makeLoop(concurrency, tag) {
+  const body =
+    concurrency === 1
+      ? `for (let i = 0; i < n; i++) {
+           try { await call(); } catch (error) { state.errors++; state.error = error; }
+         }`
+      : `let left = n;
+         const worker = async () => {
+           while (left-- > 0) {
+             try { await call(); } catch (error) { state.errors++; state.error = error; }
+           }
+         };
+         const workers = [];
+         for (let w = 0; w < ${concurrency}; w++) workers.push(worker());
+         await Promise.all(workers);`;
+  return new Function(`/* ${tag} */ return async function loop(call, n, state) { ${body} };`)();
+}
+
+function makeSubject(name, call, concurrency, rejects) {
+  const loop = makeLoop(concurrency, `${name} ${concurrency} ${Math.random()}`);
+  const state = { errors: 0, error: undefined };
+  const check = (n) => {
+    if (rejects ? state.errors !== n : state.errors !== 0) {
+      const what = rejects
+        ? `expected every call to reject, ${state.errors} of ${n} did`
+        : `${state.errors} of ${n} calls rejected`;
+      throw new Error(`${name}: ${what}${state.error ? `; last error: ${state.error}` : ''}`);
+    }
+    state.errors = 0;
+  };
+  return {
+    /** Runs `n` calls; returns ns per call. */
+    async run(n) {
+      const t0 = performance.now();
+      await loop(call, n, state);
+      const ns = ((performance.now() - t0) * 1e6) / n;
+      check(n);
+      return ns;
+    },
+    n: 0,
+  };
+}
+
+/**
+ * Finds the number of calls that takes about `ms`, starting small (bottleneck takes ~5 ms a call).
+ * The estimate is the fastest of three runs, so a run slowed down by another process does not shrink
+ * every later run to a few calls.
+ */
+async function calibrate(subject, ms, min) {
+  let n = min;
+  for (;;) {
+    const ns = await subject.run(n);
+    if ((ns * n) / 1e6 >= ms / 2 || n >= 1 << 24) break;
+    n *= 2;
+  }
+  const ns = Math.min(await subject.run(n), await subject.run(n), await subject.run(n));
+  return Math.max(min, Math.round((ms * 1e6) / ns));
+}
+
+async function timeVariant(kase, variant, settings) {
+  const fn = TARGETS[variant.target]();
+  const { call } = await kase.setup(fn);
+  const bare = makeSubject('bare', fn, variant.concurrency, false);
+  const subject = makeSubject(kase.id, call, variant.concurrency, kase.rejects === true);
+  // At least one call per worker in flight, and a few calls per run even for the slowest peer.
+  const min = Math.max(4, variant.concurrency);
+  bare.n = await calibrate(bare, settings.runMs, min);
+  subject.n = await calibrate(subject, settings.runMs, min);
+  for (let r = 0; r < settings.warmupRuns; r++) {
+    await bare.run(bare.n);
+    await subject.run(subject.n);
+  }
+  // Once more, now that the JIT has settled: the first estimate was made on colder code.
+  bare.n = await calibrate(bare, settings.runMs, bare.n);
+  subject.n = await calibrate(subject, settings.runMs, subject.n);
+  const bareNs = [];
+  const caseNs = [];
+  const ratios = [];
+  for (let r = 0; r < settings.runs; r++) {
+    // Alternate which goes first, so a drift in machine speed does not favour either.
+    let b;
+    let c;
+    if (r % 2 === 0) {
+      b = await bare.run(bare.n);
+      c = await subject.run(subject.n);
+    } else {
+      c = await subject.run(subject.n);
+      b = await bare.run(bare.n);
+    }
+    bareNs.push(b);
+    caseNs.push(c);
+    ratios.push(c / b);
+  }
+  return {
+    ns: median(caseNs),
+    bareNs: median(bareNs),
+    ratio: median(ratios),
+    // The fastest run of each, for a reader who prefers best-of-N on a noisy machine.
+    minNs: Math.min(...caseNs),
+    minBareNs: Math.min(...bareNs),
+    runs: settings.runs,
+    calls: subject.n,
+  };
+}
+
+/** ns per call of `call`, from a short run (which also warms it up). */
+async function roughNs(call, rejects) {
+  const subject = makeSubject('alloc', call, 1, rejects);
+  await subject.run(50);
+  return subject.run(200);
+}
+
+async function allocCase(kase, settings) {
+  const fn = TARGETS.async();
+  const { call } = await kase.setup(fn);
+  const rejects = kase.rejects === true;
+  // The same batch size for the bare call and the case, so that one batch of the slower of the two
+  // takes about allocBatchMs; warm-up of about three batches' time (at most 30,000 calls).
+  const ns = Math.max(await roughNs(fn, false), await roughNs(call, rejects));
+  const batch = Math.max(
+    20,
+    Math.min(settings.allocBatch, Math.round((settings.allocBatchMs * 1e6) / ns)),
+  );
+  const warmup = Math.max(
+    batch,
+    Math.min(30_000, Math.round((3 * settings.allocBatchMs * 1e6) / ns)),
+  );
+  const options = { batch, reps: settings.allocReps, warmup };
+  // Bare before and after the case (after setup, so the library's lazy initialisation is not counted
+  // against the bare call); the lower of the two is the baseline.
+  const bareBefore = await measureBytesPerCall(fn, options);
+  const measured = await measureBytesPerCall(call, { ...options, rejects });
+  const bareAfter = await measureBytesPerCall(fn, options);
+  const bareBytes = Math.min(bareBefore.bytesPerCall, bareAfter.bytesPerCall);
+  return {
+    bytes: measured.bytesPerCall,
+    bareBytes,
+    extraBytes: measured.bytesPerCall - bareBytes,
+    bareBefore: bareBefore.bytesPerCall,
+    bareAfter: bareAfter.bytesPerCall,
+    kept: measured.kept,
+    reps: measured.reps,
+    batch,
+    samples: measured.samples,
+    discarded: measured.discarded.length,
+  };
+}
+
+async function main() {
+  const config = JSON.parse(process.argv[2] ?? '{}');
+  const kase = CASE_BY_ID.get(config.case);
+  if (kase === undefined) throw new Error(`unknown case ${config.case}`);
+  const settings = config.quick ? SETTINGS.quick : SETTINGS.full;
+  let result;
+  if (config.mode === 'alloc') {
+    result = await allocCase(kase, settings);
+  } else {
+    result = {};
+    const variants = config.variants ?? VARIANTS.map((v) => v.id);
+    for (const variant of VARIANTS) {
+      if (variants.includes(variant.id))
+        result[variant.id] = await timeVariant(kase, variant, settings);
+    }
+  }
+  process.stdout.write(
+    `${JSON.stringify({ ok: true, case: kase.id, mode: config.mode, result })}\n`,
+  );
+}
+
+main().then(
+  // Some peers keep timers (opossum's rolling window, mollitia's cache sweep): exit explicitly.
+  () => process.exit(0),
+  (error) => {
+    process.stdout.write(
+      `${JSON.stringify({ ok: false, error: String(error?.stack ?? error) })}\n`,
+    );
+    process.exit(1);
+  },
+);
