@@ -99,6 +99,11 @@ export const RETRY_BUDGET_DEFAULTS = Object.freeze({
 
 const BUCKETS = 10;
 
+/** The ring slot of a bucket number, also for negative numbers. */
+function bucketOf(epoch: number): number {
+  return ((epoch % BUCKETS) + BUCKETS) % BUCKETS;
+}
+
 /**
  * A shared cap on retries (Finagle's and gRPC's retry budget): a retry is allowed only while retries in
  * the window stay under `ratio × calls + minPerSecond × window/1000`. Share one budget between every
@@ -114,7 +119,7 @@ export class RetryBudget {
   private readonly retries = new Float64Array(BUCKETS);
   private callTotal = 0;
   private retryTotal = 0;
-  private epoch = -1;
+  private epoch = NaN;
 
   constructor(options: RetryBudgetOptions = {}) {
     const problems = new Problems();
@@ -145,24 +150,25 @@ export class RetryBudget {
   private rotate(now: number): number {
     const epoch = Math.floor(now / this.bucketSize);
     if (epoch !== this.epoch) {
-      const steps = this.epoch < 0 ? BUCKETS : Math.min(BUCKETS, epoch - this.epoch);
+      // A clock may read negative times (a custom or manual clock): hence the NaN sentinel for "no
+      // bucket yet" and a modulo that never yields a negative slot (a Float64Array ignores those).
+      const steps = Number.isNaN(this.epoch) ? BUCKETS : Math.min(BUCKETS, epoch - this.epoch);
       for (let i = 1; i <= steps; i++) {
-        const index = (this.epoch + i) % BUCKETS;
-        const slot = index < 0 ? index + BUCKETS : index;
-        this.callTotal -= this.calls[slot] ?? 0;
-        this.retryTotal -= this.retries[slot] ?? 0;
+        const slot = bucketOf(epoch - steps + i);
+        this.callTotal -= this.calls[slot]!;
+        this.retryTotal -= this.retries[slot]!;
         this.calls[slot] = 0;
         this.retries[slot] = 0;
       }
       this.epoch = epoch;
     }
-    return epoch % BUCKETS;
+    return bucketOf(epoch);
   }
 
   /** @internal counts one call (not a retry). */
   recordCall(now: number): void {
     const slot = this.rotate(now);
-    this.calls[slot] = (this.calls[slot] ?? 0) + 1;
+    this.calls[slot]! += 1;
     this.callTotal++;
   }
 
@@ -171,7 +177,7 @@ export class RetryBudget {
     const slot = this.rotate(now);
     const allowed = this.ratio * this.callTotal + (this.minPerSecond * this.window) / 1000;
     if (this.retryTotal + 1 > allowed) return false;
-    this.retries[slot] = (this.retries[slot] ?? 0) + 1;
+    this.retries[slot]! += 1;
     this.retryTotal++;
     return true;
   }

@@ -645,6 +645,31 @@ describe('retryBudget', () => {
     expect(fn).toHaveBeenCalledTimes(1);
   });
 
+  it('works with a clock that reads negative times: counted calls still leave the window', async () => {
+    const clock = new ManualClock(-50_050);
+    const budget = retryBudget({ ratio: 0.5, minPerSecond: 0, window: 1_000, clock });
+    const wrapped = resilient(async () => 'ok', { retry: { budget }, clock });
+    await clock.advance(200); // -49 850: a bucket whose number is not a multiple of 10
+    for (let i = 0; i < 4; i++) await wrapped();
+    expect(budget.stats()).toEqual({ calls: 4, retries: 0, allowed: 2 });
+    await clock.advance(1_000);
+    expect(budget.stats()).toEqual({ calls: 0, retries: 0, allowed: 0 });
+  });
+
+  it('forgets calls bucket by bucket as the window slides', async () => {
+    const clock = new ManualClock();
+    const budget = retryBudget({ ratio: 1, minPerSecond: 0, window: 1_000, clock });
+    const wrapped = resilient(async () => 'ok', { retry: { budget }, clock });
+    await wrapped(); // bucket 0
+    await clock.advance(500);
+    await wrapped(); // bucket 5
+    expect(budget.stats().calls).toBe(2);
+    await clock.advance(500); // t = 1000: bucket 0 has left the window
+    expect(budget.stats().calls).toBe(1);
+    await clock.advance(500); // t = 1500: bucket 5 too
+    expect(budget.stats().calls).toBe(0);
+  });
+
   it('has documented defaults: ratio 0.2, 10 per second, 10 s window', () => {
     const budget = retryBudget();
     expect(budget.describe()).toEqual({ ratio: 0.2, minPerSecond: 10, window: 10_000 });
