@@ -147,6 +147,13 @@ describe('@resilient(options) as a standard decorator', () => {
     await expect(thing.fail()).resolves.toBe(thing);
   });
 
+  it('a policy called with anything else than a function or a decorator call throws a TypeError', () => {
+    const policy = resilient({}) as unknown as (...args: unknown[]) => unknown;
+    expect(() => policy(null, 'load', {})).toThrow(/wraps a function/);
+    expect(() => policy({}, 42, {})).toThrow(/wraps a function/);
+    expect(() => policy(() => 1, {})).toThrow(/wraps a function/);
+  });
+
   it('throws a TypeError on a getter, a setter, an auto-accessor, a field or a class', () => {
     const policy = resilient({ retry: true });
     const dec = policy as unknown as (value: unknown, context: DecoratorContext) => never;

@@ -50,6 +50,24 @@ describe('Emitter', () => {
     expect(calls).toEqual(['a', 'c']);
   });
 
+  it('removing a listener that is not attached changes nothing', () => {
+    const emitter = new Emitter();
+    const a = vi.fn();
+    const b = vi.fn();
+    emitter.on(a);
+    emitter.on(b);
+    (emitter as unknown as { off(listener: unknown): void }).off(() => {});
+    emitter.emit(event(1));
+    expect(a).toHaveBeenCalledTimes(1);
+    expect(b).toHaveBeenCalledTimes(1);
+    const single = new Emitter();
+    single.on(a);
+    (single as unknown as { off(listener: unknown): void }).off(b);
+    single.emit(event(2));
+    expect(a).toHaveBeenCalledTimes(2);
+    expect(single.listening).toBe(true);
+  });
+
   it('the same function attached twice is called twice, and each disposer removes one', () => {
     const emitter = new Emitter();
     const listener = vi.fn();

@@ -259,6 +259,14 @@ describe('options validation: one TypeError at wrap time', () => {
   it('shows functions, bigints and symbols readably', () => {
     expect(problems({ name: function named() {} })).toContain('got `[function named]` (function)');
     expect(problems({ name: () => {} })).toContain('got `[function name]` (function)');
+    const unprintable = Object.defineProperty(() => {}, 'name', {
+      get(): never {
+        throw new Error('no name');
+      },
+    });
+    expect(problems({ name: unprintable })).toContain('got `[unprintable]` (function)');
+    const anonymous = [() => {}][0];
+    expect(problems({ name: anonymous })).toContain('got `[function anonymous]` (function)');
     expect(problems({ name: 10n })).toContain('got `10n` (bigint)');
     expect(problems({ name: Symbol('s') })).toContain('got `Symbol(s)` (symbol)');
     expect(problems({ retry: { backoff: 1, retryOn: Object.assign(() => {}, {}) } })).toContain(

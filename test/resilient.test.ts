@@ -461,6 +461,36 @@ describe('cancellation', () => {
     expect(shutdown.signal.aborted).toBe(false);
   });
 
+  it('both signals aborting in the same tick: the first reason wins, listeners go', async () => {
+    const clock = new ManualClock();
+    const shutdown = new AbortController();
+    const request = new AbortController();
+    const policy = resilient({ signal: shutdown.signal, clock });
+    const call = track(policy.execute(never, { signal: request.signal }));
+    await clock.advance(0);
+    request.abort('request');
+    shutdown.abort('shutdown');
+    await clock.advance(0);
+    expect(call.reason).toBe('request');
+    expect(listeners(request.signal)).toBe(0);
+    expect(listeners(shutdown.signal)).toBe(0);
+  });
+
+  it('the same signal as options.signal and execute’s signal is watched once and cleaned up', async () => {
+    const clock = new ManualClock();
+    const shared = new AbortController();
+    const policy = resilient({ signal: shared.signal, clock });
+    await expect(policy.execute(() => 'ok', { signal: shared.signal })).resolves.toBe('ok');
+    expect(listeners(shared.signal)).toBe(0);
+    const call = track(policy.execute(never, { signal: shared.signal }));
+    await clock.advance(0);
+    expect(listeners(shared.signal)).toBe(1);
+    shared.abort('once');
+    await clock.advance(0);
+    expect(call.reason).toBe('once');
+    expect(listeners(shared.signal)).toBe(0);
+  });
+
   it('with a signal, the retry budget still counts each call once', async () => {
     const clock = new ManualClock();
     const budget = retryBudget({ ratio: 0, minPerSecond: 0 });
@@ -472,6 +502,28 @@ describe('cancellation', () => {
     ).rejects.toThrow('x');
     expect(budget.stats().calls).toBe(1);
     expect(budget.stats().retries).toBe(0);
+  });
+});
+
+describe('many calls at once', () => {
+  it('keeps every call’s own arguments, `this` and result (more than the pooled call objects)', async () => {
+    const clock = new ManualClock();
+    const gates: ((value: unknown) => void)[] = [];
+    const wrapped = resilient(
+      function (this: { id: number }, n: number) {
+        return new Promise((resolve) => gates.push(resolve)).then(() => [this.id, n]);
+      },
+      { retry: true, clock },
+    );
+    const count = 1_500;
+    const calls = Array.from({ length: count }, (_, i) => wrapped.call({ id: i }, i * 2));
+    gates.forEach((open) => open(undefined));
+    const results = await Promise.all(calls);
+    expect(results.every((r, i) => r[0] === i && r[1] === i * 2)).toBe(true);
+    // and again, now that the pool is full
+    const again = wrapped.call({ id: -1 }, 5);
+    gates.at(-1)?.(undefined);
+    await expect(again).resolves.toEqual([-1, 5]);
   });
 });
 

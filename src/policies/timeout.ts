@@ -38,11 +38,3 @@ export function resolveTimeout(value: unknown, problems: Problems): ResolvedTime
     total: problems.number('timeout.total', o.total, Infinity, rule),
   };
 }
-
-export function describeTimeout(t: ResolvedTimeout): Record<string, unknown> {
-  return {
-    stage: 'timeout',
-    attempt: t.attempt === Infinity ? 'none' : t.attempt,
-    total: t.total === Infinity ? 'none' : t.total,
-  };
-}

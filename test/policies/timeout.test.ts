@@ -7,6 +7,7 @@ import {
   resilient,
   type ResilienceEvent,
 } from '../../src/index.js';
+import { Attempt } from '../../src/core/attempt.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 function track<T>(promise: Promise<T>): {
@@ -221,6 +222,22 @@ describe('timeout: the attempt signal in execute', () => {
     ).resolves.toBe('ok');
     await clock.advance(100);
     expect(signal?.aborted).toBe(false);
+  });
+});
+
+describe('the attempt context', () => {
+  it('keeps the first abort reason, whether its signal was read before or after', () => {
+    const early = new Attempt(2);
+    const signal = early.signal;
+    early.abort('first');
+    early.abort('second');
+    expect(early.attempt).toBe(2);
+    expect(signal.reason).toBe('first');
+    const late = new Attempt(1);
+    late.abort('first');
+    late.abort('second');
+    expect(late.signal.aborted).toBe(true);
+    expect(late.signal.reason).toBe('first');
   });
 });
 
