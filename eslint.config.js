@@ -39,9 +39,15 @@ export default defineConfig(
         { selector: ':function[async=true]', message: 'No async functions on the hot path.' },
         { selector: 'AwaitExpression', message: 'No await on the hot path.' },
         { selector: 'SpreadElement', message: 'No spread on the hot path: it allocates.' },
-        { selector: 'ObjectExpression', message: 'No object literal on the hot path: it allocates.' },
+        {
+          selector: 'ObjectExpression',
+          message: 'No object literal on the hot path: it allocates.',
+        },
         { selector: 'ArrayExpression', message: 'No array literal on the hot path: it allocates.' },
-        { selector: 'TemplateLiteral', message: 'No template string on the hot path: it allocates.' },
+        {
+          selector: 'TemplateLiteral',
+          message: 'No template string on the hot path: it allocates.',
+        },
       ],
     },
   },

@@ -48,7 +48,10 @@ export class ManualClock implements Clock {
     for (;;) {
       let next: Timer | undefined;
       for (const timer of this.timers.values()) {
-        if (timer.at <= target && (next === undefined || timer.at < next.at || (timer.at === next.at && timer.id < next.id))) {
+        if (
+          timer.at <= target &&
+          (next === undefined || timer.at < next.at || (timer.at === next.at && timer.id < next.id))
+        ) {
           next = timer;
         }
       }
@@ -66,7 +69,8 @@ export class ManualClock implements Clock {
   async runAll(limit = 10_000): Promise<void> {
     for (let i = 0; i < limit && this.timers.size > 0; i++) {
       let next: Timer | undefined;
-      for (const timer of this.timers.values()) if (next === undefined || timer.at < next.at) next = timer;
+      for (const timer of this.timers.values())
+        if (next === undefined || timer.at < next.at) next = timer;
       if (next === undefined) break;
       await this.advance(next.at - this.time);
     }
