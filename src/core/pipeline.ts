@@ -183,6 +183,8 @@ export class Pipeline extends Stages {
   private readonly breakerTimed: boolean;
   /** True when `fn`'s promise must be watched at all. */
   private readonly observe: boolean;
+  /** True when this pipeline applies the fallback itself (no cache stage in front of it). */
+  private readonly fallbackHere: boolean;
   private readonly deadlines: DeadlineQueue<Call> | undefined;
   private readonly releaseSlot: () => void;
 
@@ -212,10 +214,13 @@ export class Pipeline extends Stages {
       this.firstTimeout !== Infinity ||
       this.retry?.budget !== undefined;
     // The fallback runs here only when there is no cache: with a cache, the cache stage sees the failure
-    // first (to serve a stale value) and applies the fallback itself.
+    // first (to serve a stale value) and applies the fallback itself. `execute` (no `fn`) skips the
+    // cache stage, so its pipeline always applies the fallback here.
+    this.fallbackHere =
+      this.fallback !== undefined && (this.cache === undefined || fn === undefined);
     this.observe =
       this.retry !== undefined ||
-      (this.fallback !== undefined && this.cache === undefined) ||
+      this.fallbackHere ||
       breaker !== undefined ||
       this.bulkhead !== undefined ||
       this.firstTimeout !== Infinity;
@@ -518,7 +523,7 @@ export class Pipeline extends Stages {
       return this.continueFlow(flow, failed ? ERROR : RESULT, value, true);
     }
     if (!failed) return value;
-    if (this.fallback !== undefined && this.cache === undefined) {
+    if (this.fallbackHere) {
       return this.applyFallback(value, thisArg, collect(argc, a0, a1, a2, a3, rest));
     }
     throw value;
@@ -647,13 +652,7 @@ export class Pipeline extends Stages {
     try {
       return await this.retryLoop(flow, pending, value, judged);
     } catch (error) {
-      if (
-        this.fallback === undefined ||
-        this.cache !== undefined ||
-        (flow.aborted && error === flow.reason)
-      ) {
-        throw error;
-      }
+      if (!this.fallbackHere || (flow.aborted && error === flow.reason)) throw error;
       return this.applyFallback(error, flow.thisArg, flow.args);
     } finally {
       flow.dispose();
