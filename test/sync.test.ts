@@ -259,4 +259,71 @@ describe('resilientSync', () => {
       backoff: { type: 'none' },
     });
   });
+
+  it('refuses something that is not a function', () => {
+    expect(() => resilientSync(42 as never)).toThrow(/to get a function, got number/);
+  });
+
+  it('emits retry and budget events to listeners, with the error or the result', () => {
+    const clock = new ManualClock();
+    const budget = retryBudget({ ratio: 0, minPerSecond: 0.1, window: 10_000, clock });
+    let calls = 0;
+    const fn = resilientSync(
+      () => {
+        calls++;
+        if (calls === 1) return 'not yet';
+        throw new Error(`failure ${calls}`);
+      },
+      {
+        retry: { maxAttempts: 4, budget, retryOnResult: (result) => result === 'not yet' },
+        clock,
+      },
+    );
+    const events: ResilienceEvent[] = [];
+    fn.on((event) => events.push(event));
+    expect(() => fn()).toThrow('failure 2');
+    expect(events).toEqual([
+      { type: 'retryResultScheduled', attempt: 1, delay: 0, result: 'not yet' },
+      { type: 'retryBudgetExhausted', attempt: 2, error: new Error('failure 2') },
+    ]);
+  });
+
+  it('passes more than four arguments to the fallback', () => {
+    const fn = resilientSync(
+      (...xs: number[]): number => {
+        throw new Error(`sum of ${xs.length}`);
+      },
+      {
+        fallback: (error, ...xs) =>
+          `${(error as Error).message} = ${xs.reduce((a, b) => a + b, 0)}`,
+      },
+    );
+    expect(fn(1, 2, 3, 4, 5, 6)).toBe('sum of 6 = 21');
+  });
+
+  it('retries an open circuit when retryOn says so, and counts slow calls with a timed window', () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({
+      window: { type: 'time', duration: 10_000 },
+      minimumCalls: 1,
+      failureRateThreshold: 1,
+      slowCallDuration: 1,
+      slowCallRateThreshold: 1,
+      halfOpenAfter: 5_000,
+      clock,
+    });
+    const work = vi.fn(() => {
+      clock.elapse(2); // a slow call
+      return 'done';
+    });
+    const fn = resilientSync(work, {
+      circuitBreaker: breaker,
+      retry: { maxAttempts: 2, retryOn: (error) => error instanceof CircuitOpenError },
+      clock,
+    });
+    expect(fn()).toBe('done');
+    expect(breaker.state).toBe('open'); // one slow call of one: slow-call rate 1
+    expect(() => fn()).toThrow(CircuitOpenError); // retried once, still open
+    expect(work).toHaveBeenCalledTimes(1);
+  });
 });
