@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { transformWithEsbuild, type Plugin } from 'vite';
 import { defineConfig } from 'vitest/config';
 
@@ -6,7 +7,7 @@ import { defineConfig } from 'vitest/config';
  * TC39 standard decorators (tests using `@dec` fail with
  * "SyntaxError: Invalid or unexpected token"). So oxc is turned off and this
  * plugin transforms .ts/.mts/.cts files with esbuild instead:
- * - files under test/legacy/ get legacy `experimentalDecorators` semantics
+ * - files under test/legacy/ and examples/nestjs/ get legacy `experimentalDecorators` semantics
  *   (NestJS style: `(target, key, descriptor)`);
  * - all other files get standard TC39 decorators, lowered to ES2022.
  */
@@ -19,7 +20,7 @@ function esbuildTypeScript(): Plugin {
       if (!/\.[cm]?ts$/.test(file) || file.includes('/node_modules/')) {
         return null;
       }
-      const legacy = file.includes('/test/legacy/');
+      const legacy = file.includes('/test/legacy/') || file.includes('/examples/nestjs/');
       const result = await transformWithEsbuild(
         code,
         file,
@@ -47,6 +48,12 @@ function esbuildTypeScript(): Plugin {
 export default defineConfig({
   oxc: false,
   plugins: [esbuildTypeScript()],
+  // examples/ import the package by name, as users do; in tests that is the local source.
+  resolve: {
+    alias: [
+      { find: /^bulwark$/, replacement: fileURLToPath(new URL('src/index.ts', import.meta.url)) },
+    ],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     pool: 'forks',
