@@ -54,3 +54,11 @@ export { cache, Cache } from './policies/cache.js';
 export type { CacheOptions } from './policies/cache.js';
 export { resilientSync } from './sync.js';
 export type { ResilientSyncFunction, ResilientSyncOptions } from './sync.js';
+export { resilientFetch, ResponseStatusError, parseRetryAfter } from './fetch.js';
+export type {
+  FetchDescription,
+  FetchFunction,
+  FetchInput,
+  ResilientFetch,
+  ResilientFetchOptions,
+} from './fetch.js';
