@@ -100,14 +100,3 @@ export function isLocalRejection(error: unknown): boolean {
     code === 'ERR_BULWARK_BULKHEAD_REJECTED'
   );
 }
-
-/** Builds an error without capturing a stack trace (rejections are hot under load). */
-export function withoutStack<E extends Error>(create: () => E): E {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return create();
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-}

@@ -115,9 +115,21 @@ function safeCall(listener: Listener, event: ResilienceEvent): void {
   try {
     listener(event);
   } catch (error) {
-    // A broken listener must not change the call's outcome; surface it without throwing here.
-    queueMicrotask(() => {
-      throw error;
-    });
+    // A broken listener must change neither the call's outcome nor the process's fate: rethrowing it
+    // later (queueMicrotask) would be an uncaught exception, which ends a Node process by default.
+    // It is reported as a process warning instead, with the listener's error as the detail.
+    reportListenerError(error, event.type);
   }
+}
+
+/** Reports an error thrown by an event listener as a process warning (`BULWARK_LISTENER_ERROR`). */
+export function reportListenerError(error: unknown, eventType: string): void {
+  const detail = error instanceof Error ? (error.stack ?? String(error)) : String(error);
+  const emitWarning = (globalThis as { process?: { emitWarning?: unknown } }).process?.emitWarning;
+  if (typeof emitWarning !== 'function') return;
+  (emitWarning as (warning: string, options: object) => void).call(
+    (globalThis as { process?: unknown }).process,
+    `A bulwark event listener threw on a \`${eventType}\` event; the call it observed is unaffected`,
+    { type: 'BulwarkWarning', code: 'BULWARK_LISTENER_ERROR', detail },
+  );
 }

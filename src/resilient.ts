@@ -179,8 +179,6 @@ function wrap(
   resolved: ResolvedOptions,
   parent: Emitter | undefined,
 ): ResilientFunction<unknown, unknown[], unknown> {
-  if (typeof fn !== 'function')
-    throw new TypeError(`Expected a function to wrap, got ${typeof fn}`);
   const pipeline = new Pipeline(fn, resolved, parent);
   pipeline.checkKey(fn);
   // Named parameters and `arguments.length` instead of a rest array: no array is allocated per call.

@@ -14,7 +14,7 @@ import {
   isResilienceError,
   resilient,
 } from '../src/index.js';
-import { isLocalRejection, withoutStack } from '../src/errors.js';
+import { isLocalRejection } from '../src/errors.js';
 import { ManualClock } from './helpers/manual-clock.js';
 
 interface Copy {
@@ -83,19 +83,6 @@ describe('error classes', () => {
       expect(isResilienceError(error)).toBe(true);
       expect(error.stack).toContain(error.name);
     }
-  });
-
-  it('withoutStack builds an error with no stack frames and restores the limit', () => {
-    const before = Error.stackTraceLimit;
-    const error = withoutStack(() => new TimeoutError(5));
-    expect(error.stack).not.toMatch(/\n\s+at /);
-    expect(Error.stackTraceLimit).toBe(before);
-    expect(() =>
-      withoutStack(() => {
-        throw new Error('inside');
-      }),
-    ).toThrow('inside');
-    expect(Error.stackTraceLimit).toBe(before);
   });
 });
 

@@ -714,7 +714,8 @@ export class Pipeline extends Stages {
       }
       const hinted = pending === ERROR ? retryAfterOf(value) : undefined;
       delay = hinted ?? retry!.backoff(attempt, delay, this.random);
-      if (!(delay >= 0) || delay === Infinity) delay = 0;
+      // NaN or a negative delay retries at once; Infinity means never, so the retry is abandoned below.
+      if (!(delay >= 0)) delay = 0;
       const remaining = flow.deadline - now;
       if (delay >= remaining) {
         if (this.listening())

@@ -445,12 +445,26 @@ describe('retry: delays', () => {
   it.each([
     ['negative', -5],
     ['NaN', NaN],
-    ['Infinity', Infinity],
   ])('a custom backoff returning %s retries without waiting', async (_label, value) => {
     const clock = new ManualClock();
     const { fn } = flaky(1, 'ok');
     await expect(resilient(fn, { retry: { backoff: () => value }, clock })()).resolves.toBe('ok');
     expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it('a custom backoff returning Infinity means never: the last error is rethrown at once', async () => {
+    const clock = new ManualClock();
+    const error = new Error('down');
+    const fn = vi.fn().mockRejectedValue(error);
+    const wrapped = resilient(fn, { retry: { maxAttempts: 5, backoff: () => Infinity }, clock });
+    const events: ResilienceEvent[] = [];
+    wrapped.on((event) => events.push(event));
+    await expect(wrapped()).rejects.toBe(error);
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(events).toEqual([
+      { type: 'retryAbandoned', attempt: 1, delay: Infinity, remaining: Infinity, error },
+    ]);
+    expect(clock.pending()).toBe(0);
   });
 
   it('an error carrying retryAfter (ms) is retried after that delay, not the backoff', async () => {
