@@ -1,9 +1,9 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  // Later also: 'src/redis/index.ts' and 'src/otel/index.ts' (add matching
-  // "./redis" and "./otel" entries to package.json "exports").
-  entry: ['src/index.ts'],
+  // Each subpath entry has a matching entry in package.json "exports"; its peer dependency stays
+  // external (tsup leaves peerDependencies out of the bundle).
+  entry: ['src/index.ts', 'src/otel/index.ts', 'src/redis/index.ts'],
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,
