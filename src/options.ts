@@ -89,54 +89,71 @@ export interface ResolvedOptions {
 export function resolveOptions(options: unknown): ResolvedOptions {
   const problems = new Problems();
   const o = options === undefined ? {} : (problems.object('', options, OPTION_KEYS) ?? {});
-  const retry = resolveRetry(o.retry, problems);
-  const timeout = resolveTimeout(o.timeout, problems);
+  // A value may be a Proxy whose traps throw, or hide getters deeper down: `guard` turns a throw into a
+  // problem naming the option.
+  const retry = problems.guard('retry', () => resolveRetry(o.retry, problems), undefined);
+  const timeout = problems.guard('timeout', () => resolveTimeout(o.timeout, problems), undefined);
   const fallback = resolveFallback(o.fallback);
 
   const breaker = stage(
     problems,
+    'circuitBreaker',
     o.circuitBreaker,
     CircuitBreaker,
     (v) => new CircuitBreaker(v as CircuitBreakerOptions, 'circuitBreaker'),
   );
   const limiter = stage(
     problems,
+    'rateLimiter',
     o.rateLimiter,
     RateLimiter,
     (v) => new RateLimiter(v as RateLimiterOptions, 'rateLimiter'),
   );
   const bulkhead = stage(
     problems,
+    'bulkhead',
     o.bulkhead,
     Bulkhead,
     (v) => new Bulkhead(v as number | BulkheadOptions, 'bulkhead'),
   );
   let cache: Cache | (() => Cache) | undefined;
-  if (o.cache instanceof Cache) cache = o.cache;
-  else if (o.cache !== undefined && o.cache !== false) {
-    const first = stage(
-      problems,
-      o.cache,
-      Cache,
-      (v) => new Cache(v as boolean | CacheOptions, 'cache'),
-    );
-    if (first !== undefined) {
-      let unused: Cache | undefined = first;
-      const raw = o.cache as boolean | CacheOptions;
-      cache = () => {
-        const made = unused ?? new Cache(raw, 'cache');
-        unused = undefined;
-        return made;
-      };
-    }
+  const first = stage(
+    problems,
+    'cache',
+    o.cache,
+    Cache,
+    (v) => new Cache(v as boolean | CacheOptions, 'cache'),
+  );
+  // A shared cache() is used as is; inline options give each wrapped function its own cache.
+  if (first !== undefined && first === o.cache) cache = first;
+  else if (first !== undefined) {
+    let unused: Cache | undefined = first;
+    const raw = o.cache as boolean | CacheOptions;
+    cache = () => {
+      const made = unused ?? new Cache(raw, 'cache');
+      unused = undefined;
+      return made;
+    };
   }
 
-  const signal = o.signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal))
-    problems.add('signal', signal, 'an AbortSignal');
-  const clock = o.clock;
-  if (clock !== undefined && !isClock(clock))
-    problems.add('clock', clock, 'a Clock { now, setTimer, clearTimer }');
+  const signal = problems.guard(
+    'signal',
+    () => {
+      if (o.signal === undefined || o.signal instanceof AbortSignal) return o.signal;
+      problems.add('signal', o.signal, 'an AbortSignal');
+      return undefined;
+    },
+    undefined,
+  );
+  const clock = problems.guard(
+    'clock',
+    () => {
+      if (o.clock === undefined || isClock(o.clock)) return o.clock;
+      problems.add('clock', o.clock, 'a Clock { now, setTimer, clearTimer }');
+      return undefined;
+    },
+    undefined,
+  );
   const random = problems.func('random', o.random, Math.random);
   const stackTraces = o.stackTraces;
   if (stackTraces !== undefined && typeof stackTraces !== 'boolean')
@@ -144,7 +161,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   if (o.name !== undefined && typeof o.name !== 'string') problems.add('name', o.name, 'a string');
   problems.throwIfAny();
 
-  const resolvedClock = isClock(clock) ? clock : systemClock;
+  const resolvedClock = clock ?? systemClock;
   breaker?.adoptClock(resolvedClock);
   limiter?.adoptClock(resolvedClock);
   if (cache instanceof Cache) cache.adoptClock(resolvedClock);
@@ -158,7 +175,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     limiter,
     bulkhead,
     cache,
-    signal: signal instanceof AbortSignal ? signal : undefined,
+    signal,
     clock: resolvedClock,
     clockIsCustom: resolvedClock !== systemClock,
     random,
@@ -172,18 +189,24 @@ export function resolveOptions(options: unknown): ResolvedOptions {
  */
 function stage<T>(
   problems: Problems,
+  path: string,
   value: unknown,
   type: abstract new (...args: never[]) => T,
   make: (value: unknown) => T,
 ): T | undefined {
   if (value === undefined || value === false) return undefined;
-  if (value instanceof type) return value;
+  if (problems.guard(path, () => value instanceof type, false)) return value as T;
   try {
     return make(value);
   } catch (error) {
-    if (!(error instanceof TypeError)) throw error;
-    for (const line of error.message.split('\n').slice(1))
-      problems.raw(line.replace(/^ {2}- /, ''));
+    const lines = error instanceof TypeError ? error.message.split('\n').slice(1) : [];
+    // Anything but the stage's own validation error (a getter or a Proxy trap that threw) is
+    // reported against the stage too, never thrown as is.
+    if (lines.length === 0) {
+      problems.threw(path, error);
+      return undefined;
+    }
+    for (const line of lines) problems.raw(line.replace(/^ {2}- /, ''));
     return undefined;
   }
 }

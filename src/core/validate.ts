@@ -54,6 +54,24 @@ export class Problems {
   }
 
   /**
+   * Runs a check that may run user code (a getter, a Proxy trap): a throw becomes a problem naming
+   * `path` instead of escaping from option validation.
+   */
+  guard<T>(path: string, check: () => T, fallback: T): T {
+    try {
+      return check();
+    } catch (error) {
+      this.threw(path, error);
+      return fallback;
+    }
+  }
+
+  /** Records that reading the option at `path` threw `error`. */
+  threw(path: string, error: unknown): void {
+    this.raw(`Could not read \`${label(path)}\`: it threw ${thrown(error)}`);
+  }
+
+  /**
    * Checks that `value` is a plain options object whose keys are all known, and returns a safe copy of
    * its defined properties (getters are read once, here).
    */
@@ -130,6 +148,10 @@ export class Problems {
     this.add(path, value, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`);
     return fallback;
   }
+}
+
+function thrown(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : describeValue(error);
 }
 
 /** The options object itself has the empty path: name it, rather than print "Expected `` to be". */
