@@ -1,0 +1,66 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const script = fileURLToPath(new URL('../demo/run.mjs', import.meta.url));
+
+function run(): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [script, '--fast'],
+      { env: { ...process.env, DEMO_FAST: '1' }, timeout: 60_000 },
+      (_error, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }),
+    );
+  });
+}
+
+/** One row of the summary table: `label calls ok fallback failed success% p50 ms p99 ms requests`. */
+function row(stdout: string, label: string) {
+  const match = new RegExp(
+    `^${label}\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)\\s+([\\d.]+)%\\s+(\\d+) ms\\s+(\\d+) ms\\s+(\\d+)$`,
+    'm',
+  ).exec(stdout);
+  expect(match, `no "${label}" row in:\n${stdout}`).not.toBeNull();
+  const field = (i: number) => Number(match![i]);
+  return {
+    calls: field(1),
+    ok: field(2),
+    fallback: field(3),
+    failed: field(4),
+    success: field(5),
+    p50: field(6),
+    p99: field(7),
+    requests: field(8),
+  };
+}
+
+describe('npm run demo -- --fast', () => {
+  it('runs, exits on its own, and shows the protected traffic doing at least as well', async () => {
+    const { code, stdout, stderr } = await run();
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+
+    const protectedRow = row(stdout, 'with bulwark');
+    const unprotectedRow = row(stdout, 'without bulwark');
+    for (const r of [protectedRow, unprotectedRow]) {
+      expect(r.calls).toBe(200);
+      expect(r.ok + r.fallback + r.failed).toBe(r.calls);
+      expect(r.p50).toBeLessThanOrEqual(r.p99);
+    }
+    // The same traffic, the same flaky service: bulwark answers at least as often with real data,
+    // never lets an error through (the fallback catches them), and spares the service.
+    expect(protectedRow.success).toBeGreaterThanOrEqual(unprotectedRow.success);
+    expect(protectedRow.failed).toBe(0);
+    expect(unprotectedRow.failed).toBeGreaterThan(0);
+    expect(protectedRow.requests).toBeLessThan(unprotectedRow.requests);
+
+    // The stages did their work: the error burst is retried and the outage opens the circuit.
+    const [, retries, opened] = /bulwark: (\d+) retries, \d+ timeouts, circuit opened (\d+)x/.exec(
+      stdout,
+    )!;
+    expect(Number(retries)).toBeGreaterThan(0);
+    expect(Number(opened)).toBeGreaterThan(0);
+    expect(stdout).toMatch(/circuit opened \(failure rate/);
+  }, 60_000);
+});
