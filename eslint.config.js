@@ -7,7 +7,7 @@ import tseslint from 'typescript-eslint';
 
 export default defineConfig(
   {
-    ignores: ['dist/', 'coverage/', 'node_modules/', 'bench/results/', '.stryker-tmp/'],
+    ignores: ['dist/', 'coverage/', 'node_modules/', 'bench/results/', '.stryker-tmp/', 'reports/'],
   },
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,

@@ -1,0 +1,23 @@
+import { defineConfig, mergeConfig } from 'vitest/config';
+import base from './vitest.config.js';
+
+/**
+ * The unit and property tests that exercise src/ directly, for Stryker (`npm run mutation`). Left out:
+ * type tests, and the tests that run the built package in dist/ (the soak and the allocation budget),
+ * which no mutant of src/ can reach.
+ */
+export default mergeConfig(
+  base,
+  defineConfig({
+    test: {
+      exclude: [
+        'test/soak.test.ts',
+        'test/alloc-budget.test.ts',
+        'test/matrix/**',
+        '**/node_modules/**',
+      ],
+      typecheck: { enabled: false },
+      coverage: { enabled: false },
+    },
+  }),
+);
