@@ -1,4 +1,5 @@
 import type { CircuitState } from './policies/circuit-breaker.js';
+import type { StorePolicy } from './store.js';
 
 /** Why a call was turned away before `fn` ran. */
 export type RejectionReason =
@@ -54,7 +55,14 @@ export type ResilienceEvent =
       readonly key: unknown;
       readonly age: number;
       readonly error: unknown;
-    };
+    }
+  | {
+      readonly type: 'storeUnavailable';
+      readonly policy: StorePolicy;
+      readonly name: string;
+      readonly error: unknown;
+    }
+  | { readonly type: 'storeRecovered'; readonly policy: StorePolicy; readonly name: string };
 
 /** The `type` of each {@link ResilienceEvent}. */
 export type ResilienceEventType = ResilienceEvent['type'];

@@ -50,7 +50,7 @@ export { rateLimiter, RateLimiter } from './policies/rate-limiter.js';
 export type { RateLimiterOptions } from './policies/rate-limiter.js';
 export { bulkhead, Bulkhead } from './policies/bulkhead.js';
 export type { BulkheadOptions } from './policies/bulkhead.js';
-export { cache, Cache } from './policies/cache.js';
+export { cache, Cache, jsonSerializer } from './policies/cache.js';
 export type { CacheOptions } from './policies/cache.js';
 export { resilientSync } from './sync.js';
 export type { ResilientSyncFunction, ResilientSyncOptions } from './sync.js';
@@ -62,3 +62,17 @@ export type {
   ResilientFetch,
   ResilientFetchOptions,
 } from './fetch.js';
+export type {
+  FleetCircuitState,
+  FleetCounts,
+  OutcomeCounts,
+  RateLimitRequest,
+  RateLimitReservation,
+  Serializer,
+  SharedCache,
+  SharedCacheEntry,
+  SharedCircuit,
+  SharedRateLimiter,
+  Store,
+  StorePolicy,
+} from './store.js';

@@ -168,7 +168,15 @@ function makePolicy(resolved: ResolvedOptions): Policy<unknown> {
   Object.defineProperties(policy, {
     execute: { value: execute },
     describe: { value: () => describePipeline(resolved, undefined, 'async') },
-    on: { value: (listener: Listener) => subscribe(events, resolved, listener) },
+    on: {
+      value: (listener: Listener) =>
+        subscribe(
+          events,
+          resolved,
+          listener,
+          typeof resolved.cache === 'object' ? resolved.cache : undefined,
+        ),
+    },
     stats: { value: () => statsOf(resolved, undefined) },
   });
   return policy;
@@ -205,7 +213,9 @@ function wrap(
     name: { value: fn.name, configurable: true },
     length: { value: fn.length, configurable: true },
     describe: { value: () => describePipeline(resolved, pipeline.cache, 'async') },
-    on: { value: (listener: Listener) => subscribe(pipeline.events, resolved, listener) },
+    on: {
+      value: (listener: Listener) => subscribe(pipeline.events, resolved, listener, pipeline.cache),
+    },
     stats: { value: () => statsOf(resolved, pipeline.cache) },
   });
   return wrapped;
@@ -216,14 +226,21 @@ export function subscribe(
   events: Emitter,
   resolved: ResolvedOptions,
   listener: Listener,
+  cache?: Cache,
 ): Unsubscribe {
   if (typeof listener !== 'function')
     throw new TypeError(`Expected \`on(listener)\` to get a function, got ${typeof listener}`);
   const offPipeline = events.on(listener);
   const offBreaker = resolved.breaker?.on(listener);
+  // Store events (storeUnavailable, storeRecovered) of a limiter or a cache with a store.
+  const offLimiter =
+    resolved.limiter?.shared === undefined ? undefined : resolved.limiter.on(listener);
+  const offCache = cache?.shared === undefined ? undefined : cache.on(listener);
   return () => {
     offPipeline();
     offBreaker?.();
+    offLimiter?.();
+    offCache?.();
   };
 }
 

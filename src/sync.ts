@@ -94,6 +94,23 @@ export function resilientSync<A extends unknown[], R, This = unknown, const F = 
       typeof limiter === 'object' && limiter !== null
         ? (limiter as { maxWait?: unknown }).maxWait
         : undefined;
+    // A store answers asynchronously: a shared policy has no place in a synchronous pipeline.
+    for (const key of ['circuitBreaker', 'rateLimiter', 'cache'] as const) {
+      const stage: unknown = raw[key];
+      const store =
+        typeof stage === 'object' && stage !== null
+          ? 'link' in stage || 'shared' in stage
+            ? ((stage as { link?: unknown; shared?: unknown }).link ??
+              (stage as { shared?: unknown }).shared)
+            : (stage as { store?: unknown }).store
+          : undefined;
+      if (store !== undefined)
+        problems.add(
+          `${key}.store`,
+          store,
+          'absent: a store answers asynchronously (use resilient())',
+        );
+    }
     if (maxWait !== undefined && maxWait !== 0) {
       problems.add(
         'rateLimiter.maxWait',

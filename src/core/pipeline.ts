@@ -2,6 +2,7 @@ import type { Emitter, RejectionReason } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Bulkhead, BulkheadWaiter } from '../policies/bulkhead.js';
 import { isPrimitiveKey, type Cache, type CacheEntry } from '../policies/cache.js';
+import { ASK_STORE } from '../policies/circuit-breaker.js';
 import { Attempt } from './attempt.js';
 import { callWith, type AnyFunction } from './call.js';
 import { DeadlineQueue, type DeadlineEntry } from './deadline-queue.js';
@@ -260,6 +261,8 @@ export class Pipeline extends Stages {
         return Promise.reject(error);
       }
     }
+    if (cache.shared !== undefined)
+      return this.sharedCall(cache, key, thisArg, argc, a0, a1, a2, a3, rest);
     const entry = cache.entries.get(key);
     if (entry !== undefined) {
       // Freshness is timer-driven (see Cache): a hit reads no clock and allocates nothing.
@@ -328,6 +331,9 @@ export class Pipeline extends Stages {
       if (permit < 0) {
         if (!this.needsClock) now = this.clock.now();
         permit = breaker.tryEnter(now);
+        // The fleet's circuit: whether this call may be its trial is the store's to say.
+        if (permit === ASK_STORE)
+          return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, undefined);
       }
       if (permit < 0)
         return this.rejectEarly(
@@ -347,7 +353,8 @@ export class Pipeline extends Stages {
     const limiter = this.limiter;
     if (limiter !== undefined && !limiter.tryAcquire(now)) {
       breaker?.release(permit);
-      if (limiter.maxWait === 0 || this.totalTimeout === 0) {
+      // A limiter with a store answers on the slow path (one round trip to the store).
+      if (limiter.shared === undefined && (limiter.maxWait === 0 || this.totalTimeout === 0)) {
         limiter.countRejection();
         return this.rejectEarly(
           'rateLimited',
@@ -608,6 +615,75 @@ export class Pipeline extends Stages {
     return this.withFallback(flight, thisArg, argc, a0, a1, a2, a3, rest);
   }
 
+  /**
+   * A cache with a store: values live in the store (read on every call), single flight stays local
+   * (concurrent calls for one key share one read and one call of `fn`).
+   */
+  private sharedCall(
+    cache: Cache,
+    key: unknown,
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+  ): Promise<unknown> {
+    let storeKey: string;
+    try {
+      storeKey = cache.storeKey(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const joined = cache.entries.get(key)?.flight;
+    if (joined !== undefined) {
+      cache.hits++;
+      if (this.listening()) this.emit({ type: 'cacheJoined', key });
+      return this.withFallback(joined, thisArg, argc, a0, a1, a2, a3, rest);
+    }
+    const flight = this.sharedFlight(cache, key, storeKey, thisArg, argc, a0, a1, a2, a3, rest);
+    const entry = cache.create(key, flight);
+    // The local entry only carries the call in flight.
+    const forget = (): void => cache.drop(entry);
+    void flight.then(forget, forget);
+    return this.withFallback(flight, thisArg, argc, a0, a1, a2, a3, rest);
+  }
+
+  private async sharedFlight(
+    cache: Cache,
+    key: unknown,
+    storeKey: string,
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+  ): Promise<unknown> {
+    const stored = await cache.fetch(storeKey);
+    if (stored?.fresh === true) {
+      cache.hits++;
+      if (this.listening()) this.emit({ type: 'cacheHit', key });
+      return stored.value;
+    }
+    cache.misses++;
+    if (this.listening()) this.emit({ type: 'cacheMiss', key });
+    let value: unknown;
+    try {
+      value = await this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined);
+    } catch (error) {
+      // The store keeps a value `staleIfError` ms past its ttl: one still there may be served.
+      if (stored === undefined) throw error;
+      cache.staleServed++;
+      if (this.listening()) this.emit({ type: 'staleServed', key, age: stored.age, error });
+      return stored.value;
+    }
+    cache.put(storeKey, value);
+    return value;
+  }
+
   private withFallback(
     promise: Promise<unknown>,
     thisArg: unknown,
@@ -743,21 +819,31 @@ export class Pipeline extends Stages {
     let permit = 0;
     if (breaker !== undefined) {
       permit = breaker.tryEnter(now);
+      if (permit === ASK_STORE) {
+        permit = await breaker.enterShared();
+        now = this.clock.now();
+      }
       if (permit < 0) throw this.rejection('circuitOpen', breaker.retryAfter(now));
     }
     try {
       const limiter = this.limiter;
       if (limiter !== undefined) {
         const remaining = flow.deadline - now;
-        const wait = limiter.reserve(now, Math.min(limiter.maxWait, remaining));
+        const maxWait = Math.min(limiter.maxWait, remaining);
+        const wait =
+          limiter.shared === undefined
+            ? limiter.reserve(now, maxWait)
+            : await limiter.reserveShared(now, Math.max(0, maxWait));
         if (wait < 0) throw this.rejection('rateLimited', limiter.retryAfter(now));
+        if (limiter.shared !== undefined) now = this.clock.now();
         if (wait > 0) {
           if (this.listening()) this.emit({ type: 'rateLimitWaited', wait });
           const reservation = limiter.reservationEnd;
           try {
             await this.sleep(flow, wait);
           } catch (error) {
-            if (limiter.reservationEnd === reservation) limiter.refund();
+            if (limiter.shared === undefined && limiter.reservationEnd === reservation)
+              limiter.refund();
             throw error;
           }
           now = this.clock.now();

@@ -1,5 +1,14 @@
 import type { Clock, TimerHandle } from '../clock.js';
 import { Problems } from '../core/validate.js';
+import { Emitter, type Listener, type Unsubscribe } from '../events.js';
+import {
+  guarded,
+  isStore,
+  StoreHealth,
+  type Serializer,
+  type SharedCache,
+  type Store,
+} from '../store.js';
 import { isClock } from './circuit-breaker.js';
 
 /** Options of the cache stage. */
@@ -17,8 +26,18 @@ export interface CacheOptions<A extends readonly unknown[] = unknown[]> {
   staleIfError?: number;
   /** The clock; by default the pipeline's. */
   clock?: Clock;
-  /** Name (used by shared stores and in `describe()`). The default value is none. */
+  /** Name (used by shared stores and in `describe()`). Required with a `store`. The default value is none. */
   name?: string;
+  /**
+   * Keeps the values in a store shared by every process (`redisStore(client)` from `bulwark/redis`),
+   * under `name`; single flight stays per process. The default value is none (in memory).
+   */
+  store?: Store;
+  /**
+   * With a store: how values are encoded. The default value is {@link jsonSerializer}, which refuses
+   * what JSON would lose (functions, symbols, bigints, Maps, Sets, cycles, `undefined`).
+   */
+  serializer?: Serializer;
 }
 
 /** Placeholder promise of an entry whose first value is not stored yet (never returned to callers). */
@@ -76,6 +95,12 @@ export class Cache {
   misses = 0;
   /** @internal */
   staleServed = 0;
+  /** The shared entries, when a `store` was given. */
+  readonly shared: SharedCache | undefined;
+  readonly serializer: Serializer;
+  /** @internal */
+  readonly events = new Emitter();
+  private readonly health: StoreHealth | undefined;
   private head: CacheEntry | undefined = undefined;
   private tail: CacheEntry | undefined = undefined;
   private timer: TimerHandle = undefined;
@@ -93,6 +118,8 @@ export class Cache {
             'staleIfError',
             'clock',
             'name',
+            'store',
+            'serializer',
           ]) ?? {});
     this.ttl = problems.number(`${path}.ttl`, o.ttl, CACHE_DEFAULTS.ttl, {
       min: 0,
@@ -122,9 +149,91 @@ export class Cache {
       problems.add(`${path}.clock`, o.clock, 'a Clock { now, setTimer, clearTimer }');
     if (o.name !== undefined && typeof o.name !== 'string')
       problems.add(`${path}.name`, o.name, 'a string');
+    const store = o.store;
+    if (store !== undefined && !isStore(store))
+      problems.add(`${path}.store`, store, 'a Store (redisStore(client) from bulwark/redis)');
+    if (isStore(store) && (typeof o.name !== 'string' || o.name === ''))
+      problems.add(`${path}.name`, o.name, 'a non-empty string: a cache with a store needs a name');
+    const serializer = o.serializer;
+    if (serializer !== undefined && !isSerializer(serializer))
+      problems.add(`${path}.serializer`, serializer, 'a Serializer { encode, decode }');
+    else if (serializer !== undefined && store === undefined)
+      problems.raw(`\`${path}.serializer\` applies to a cache with a \`store\``);
     problems.throwIfAny(path === 'cache' ? 'Invalid cache options' : undefined);
     this.clock = isClock(o.clock) ? o.clock : undefined;
     this.name = typeof o.name === 'string' ? o.name : undefined;
+    this.serializer = isSerializer(serializer) ? serializer : jsonSerializer;
+    if (isStore(store)) {
+      this.shared = store.forCache(this.name!);
+      this.health = new StoreHealth(store, this.events, 'cache', this.name!);
+    } else {
+      this.shared = undefined;
+      this.health = undefined;
+    }
+  }
+
+  /** Listens to this cache's store events (`storeUnavailable`, `storeRecovered`). */
+  on(listener: Listener): Unsubscribe {
+    return this.events.on(listener);
+  }
+
+  /** @internal the store key of a cache key: typed, so that `1` and `'1'` do not collide. */
+  storeKey(key: unknown): string {
+    switch (typeof key) {
+      case 'string':
+        return `s:${key}`;
+      case 'number':
+      case 'bigint':
+      case 'boolean':
+        return `${typeof key}:${String(key)}`;
+      case 'undefined':
+        return 'undefined';
+      default:
+        if (key === null) return 'null';
+        throw new TypeError(
+          `A cache with a store needs a string, number, bigint, boolean, null or undefined key, got ${typeof key}; return one from \`cache.key\``,
+        );
+    }
+  }
+
+  /**
+   * @internal reads a shared entry: its value, how old it is, and whether it is still fresh (the store
+   * keeps it `ttl + staleIfError` ms, so what is left says both, with no clock shared between hosts).
+   * `undefined` on a miss, and while the store is unavailable (a miss, then).
+   */
+  async fetch(key: string): Promise<{ value: unknown; age: number; fresh: boolean } | undefined> {
+    const health = this.health!;
+    if (!health.usable()) return undefined;
+    const entry = await guarded(health, () => this.shared!.get(key));
+    if (entry === undefined) return undefined;
+    let value: unknown;
+    try {
+      value = this.serializer.decode(entry.data);
+    } catch {
+      return undefined; // written by another version or serializer: a miss
+    }
+    const keep = this.ttl + this.staleIfError;
+    return {
+      value,
+      age: entry.remaining === Infinity ? 0 : Math.max(0, keep - entry.remaining),
+      fresh: entry.remaining > this.staleIfError,
+    };
+  }
+
+  /** @internal stores a result in the store (fire-and-forget); throws when it cannot be encoded. */
+  put(key: string, value: unknown): void {
+    let data: string;
+    try {
+      data = this.serializer.encode(value);
+    } catch (error) {
+      throw new TypeError(
+        `The cache ${JSON.stringify(this.name)} cannot store this result: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }
+    const health = this.health!;
+    if (!health.usable()) return;
+    void guarded(health, () => this.shared!.set(key, data, this.ttl + this.staleIfError));
   }
 
   /** @internal */
@@ -239,6 +348,13 @@ export class Cache {
 
   /** Drops one key, or everything. */
   clear(...key: [unknown?]): void {
+    const shared = this.shared;
+    if (shared !== undefined) {
+      // Fleet-wide, asynchronously; local entries only carry calls in flight.
+      const health = this.health!;
+      if (key.length === 0) void guarded(health, () => shared.clear());
+      else void guarded(health, () => shared.delete(this.storeKey(key[0])));
+    }
     if (key.length === 0) {
       for (const entry of this.entries.values()) this.unlink(entry);
       this.entries.clear();
@@ -267,6 +383,12 @@ export class Cache {
       maxEntries: this.maxEntries,
       key: this.keyOf === undefined ? 'default' : 'custom',
       staleIfError: this.staleIfError,
+      ...(this.shared === undefined
+        ? {}
+        : {
+            store: 'shared',
+            serializer: this.serializer === jsonSerializer ? 'json' : 'custom',
+          }),
     };
   }
 }
@@ -289,4 +411,51 @@ export function cache<A extends readonly unknown[] = unknown[]>(
 export function isPrimitiveKey(value: unknown): boolean {
   const type = typeof value;
   return value === null || (type !== 'object' && type !== 'function');
+}
+
+function isSerializer(value: unknown): value is Serializer {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Serializer).encode === 'function' &&
+    typeof (value as Serializer).decode === 'function'
+  );
+}
+
+/**
+ * The default {@link Serializer} of a cache with a store: JSON, refusing what JSON would silently lose
+ * or cannot write (functions, symbols, bigints, Maps, Sets, cycles, `undefined` as the value). Objects
+ * with a `toJSON` (a `Date`) are written through it and read back as what it returned.
+ */
+export const jsonSerializer: Serializer = Object.freeze({
+  encode(value: unknown): string {
+    checkJson(value, 'the value', new Set());
+    return JSON.stringify(value);
+  },
+  decode(data: string): unknown {
+    return JSON.parse(data) as unknown;
+  },
+});
+
+function checkJson(value: unknown, path: string, seen: Set<object>): void {
+  const type = typeof value;
+  if (type === 'function' || type === 'symbol' || type === 'bigint' || value === undefined) {
+    if (value === undefined && path !== 'the value') return; // an absent property, as in JSON
+    throw new TypeError(
+      `${path} is ${type === 'undefined' ? 'undefined' : `a ${type}`}, which JSON cannot encode; pass \`cache.serializer\``,
+    );
+  }
+  if (type !== 'object' || value === null) return;
+  const object = value as Record<string, unknown>;
+  if (typeof object.toJSON === 'function') return;
+  if (value instanceof Map || value instanceof Set) {
+    throw new TypeError(
+      `${path} is a ${value instanceof Map ? 'Map' : 'Set'}, which JSON would write as {}; pass \`cache.serializer\``,
+    );
+  }
+  if (seen.has(object)) throw new TypeError(`${path} is a cycle, which JSON cannot encode`);
+  seen.add(object);
+  if (Array.isArray(value)) value.forEach((item, i) => checkJson(item, `${path}[${i}]`, seen));
+  else for (const key of Object.keys(object)) checkJson(object[key], `${path}.${key}`, seen);
+  seen.delete(object);
 }

@@ -2,6 +2,8 @@ import { systemClock, type Clock } from '../clock.js';
 import { isLocalRejection } from '../errors.js';
 import { Emitter, type Listener, type Unsubscribe } from '../events.js';
 import { Problems } from '../core/validate.js';
+import { isStore, type Store } from '../store.js';
+import { CircuitLink } from './shared-circuit.js';
 
 /** The breaker's state. `isolated` is open by hand until {@link CircuitBreaker.reset}. */
 export type CircuitState = 'closed' | 'open' | 'halfOpen' | 'isolated';
@@ -38,9 +40,22 @@ export interface CircuitBreakerOptions {
   initialState?: CircuitBreakerSnapshot;
   /** The clock; by default the clock of the first pipeline that uses the breaker. */
   clock?: Clock;
-  /** Name (used by shared stores and in `describe()`). The default value is none. */
+  /** Name (used by shared stores and in `describe()`). Required with a `store`. The default value is none. */
   name?: string;
+  /**
+   * Shares the circuit across processes (`redisStore(client)` from `bulwark/redis`): every breaker with
+   * the same `name` counts into one fleet-wide window, opens and closes together, and runs one half-open
+   * trial for the whole fleet. The local window still decides alone while the store is unreachable.
+   * The default value is none (in memory).
+   */
+  store?: Store;
 }
+
+/** @internal what `tryEnter` returns when only the store can say whether the call is a trial. */
+export const ASK_STORE = -2;
+const LOCAL = 0;
+const REMOTE = 1;
+const MANUAL = 2;
 
 /** What {@link CircuitBreaker.toJSON} returns: plain JSON. */
 export interface CircuitBreakerSnapshot {
@@ -82,6 +97,7 @@ const KEYS = [
   'initialState',
   'clock',
   'name',
+  'store',
 ] as const;
 
 const TIME_BUCKETS = 10;
@@ -115,6 +131,8 @@ export class CircuitBreaker {
   /** @internal */
   clock: Clock | undefined;
 
+  /** @internal the fleet link, when a `store` was given. */
+  readonly link: CircuitLink | undefined;
   private currentState: CircuitState = 'closed';
   /** Changes on every transition: samples of an older generation are ignored. */
   private generation = 0;
@@ -253,6 +271,15 @@ export class CircuitBreaker {
     if (initial !== undefined && !isSnapshot(initial)) {
       problems.add(`${path}.initialState`, initial, 'a snapshot from circuitBreaker.toJSON()');
     }
+    const store = o.store;
+    if (store !== undefined && !isStore(store))
+      problems.add(`${path}.store`, store, 'a Store (redisStore(client) from bulwark/redis)');
+    if (isStore(store) && (typeof o.name !== 'string' || o.name === ''))
+      problems.add(
+        `${path}.name`,
+        o.name,
+        'a non-empty string: a breaker with a store needs a name',
+      );
     problems.throwIfAny(path === 'circuitBreaker' ? 'Invalid circuitBreaker options' : undefined);
 
     this.outcomes = new Uint8Array(windowType === 'count' ? size : 0);
@@ -265,6 +292,7 @@ export class CircuitBreaker {
       if (this.clock === undefined) this.pendingSnapshot = initial;
       else this.restore(initial);
     }
+    this.link = isStore(store) ? new CircuitLink(this, store, this.name!) : undefined;
   }
 
   private pendingSnapshot: CircuitBreakerSnapshot | undefined = undefined;
@@ -306,6 +334,8 @@ export class CircuitBreaker {
     if (state === 'closed') return this.generation;
     if (state === 'open') {
       if (now - this.openedAt < this.halfOpenAfter) return -1;
+      // The fleet's circuit: one process across the fleet runs the trial (see enterShared).
+      if (this.link?.fleetOpen === true) return this.link.mayAsk() ? ASK_STORE : -1;
       this.transition('halfOpen', now);
     } else if (state === 'isolated') {
       return -1;
@@ -313,6 +343,34 @@ export class CircuitBreaker {
     if (this.trialsInFlight >= this.halfOpenMaxCalls) return -1;
     this.trialsInFlight++;
     return this.generation;
+  }
+
+  /**
+   * @internal After `tryEnter` said {@link ASK_STORE}: asks the store for the fleet's trial slot and
+   * admits the call as the trial when granted (or, while the store is unreachable, as a local trial).
+   */
+  async enterShared(): Promise<number> {
+    const link = this.link!;
+    const granted = await link.askTrial();
+    const now = this.now();
+    if (this.currentState !== 'open' || !link.fleetOpen) {
+      // The fleet's outcome arrived meanwhile.
+      const permit = this.tryEnter(now);
+      return permit === ASK_STORE ? -1 : permit;
+    }
+    if (granted === false) return -1;
+    link.trialHeld = granted === true;
+    link.fleetOpen = false;
+    this.transition('halfOpen', now);
+    this.trialsInFlight++;
+    return this.generation;
+  }
+
+  /** @internal applies the fleet's state without telling the fleet again. */
+  applyRemote(state: 'open' | 'closed' | 'isolated', retryAfter: number): void {
+    const now = this.now();
+    this.transition(state, now, REMOTE);
+    if (state === 'open') this.openedAt = now - Math.max(0, this.halfOpenAfter - retryAfter);
   }
 
   /** ms until a rejected call could be admitted (0 while half-open trials are busy). */
@@ -335,6 +393,7 @@ export class CircuitBreaker {
     }
     this.consecutive = 0;
     this.add(outcome, start);
+    this.link?.sample(outcome);
     // Every sample is checked, a fast success too: the one that brings the window to `minimumCalls`
     // may find the failure rate already over the threshold (resilience4j checks on every outcome).
     this.check(start);
@@ -358,6 +417,7 @@ export class CircuitBreaker {
       outcome |= SLOW;
     this.consecutive++;
     this.add(outcome, start);
+    this.link?.sample(outcome);
     this.check(start);
   }
 
@@ -370,12 +430,14 @@ export class CircuitBreaker {
 
   /** Opens the circuit until {@link CircuitBreaker.reset}, whatever happens. */
   isolate(): void {
-    this.transition('isolated', this.now());
+    this.transition('isolated', this.now(), MANUAL);
+    this.link?.manual('isolated');
   }
 
   /** Closes the circuit with a fresh window. */
   reset(): void {
-    this.transition('closed', this.now());
+    this.transition('closed', this.now(), MANUAL);
+    this.link?.manual('closed');
   }
 
   /** Counts in the current window and the state. */
@@ -446,6 +508,7 @@ export class CircuitBreaker {
       halfOpenAfter: this.halfOpenAfter,
       halfOpenMaxCalls: this.halfOpenMaxCalls,
       isFailure: this.isFailure === CIRCUIT_BREAKER_DEFAULTS.isFailure ? 'default' : 'custom',
+      ...(this.link === undefined ? {} : { store: 'shared' }),
     };
   }
 
@@ -529,7 +592,8 @@ export class CircuitBreaker {
     this.consecutive = 0;
   }
 
-  private transition(state: CircuitState, now: number): void {
+  private transition(state: CircuitState, now: number, cause = LOCAL): void {
+    const from = this.currentState;
     const failureRate = this.calls === 0 ? 0 : this.failures / this.calls;
     const slowCallRate = this.calls === 0 ? 0 : this.slow / this.calls;
     const consecutive = this.consecutive;
@@ -539,6 +603,7 @@ export class CircuitBreaker {
     this.trialSuccesses = 0;
     if (state === 'open') this.openedAt = now;
     if (state === 'closed') this.clearWindow();
+    if (cause === LOCAL) this.link?.transitioned(from, state);
     const events = this.events;
     if (!events.listening) return;
     if (state === 'open') {

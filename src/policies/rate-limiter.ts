@@ -1,5 +1,7 @@
 import type { Clock } from '../clock.js';
 import { Problems } from '../core/validate.js';
+import { Emitter, type Listener, type Unsubscribe } from '../events.js';
+import { isStore, StoreHealth, type SharedRateLimiter, type Store } from '../store.js';
 import { isClock } from './circuit-breaker.js';
 
 /** Options of the rate limiter (GCRA: exact, one number of state, no timer). */
@@ -17,11 +19,34 @@ export interface RateLimiterOptions {
   maxWait?: number;
   /** The clock; by default the clock of the first pipeline that uses the limiter. */
   clock?: Clock;
-  /** Name (used by shared stores and in `describe()`). The default value is none. */
+  /** Name (used by shared stores and in `describe()`). Required with a `store`. The default value is none. */
   name?: string;
+  /**
+   * Holds the limit across processes (`redisStore(client)` from `bulwark/redis`): every process that
+   * builds a limiter with the same `name` shares one GCRA state. The default value is none (in memory).
+   */
+  store?: Store;
+  /**
+   * With a store: tokens a process reserves at once and then spends locally, with no round trip, until
+   * they are used or expire (after the time they take to accrue, `lease × interval / limit` ms). Over any
+   * window the fleet admits at most `lease` calls more than the limit. The default value is `1` (exact:
+   * one round trip per call).
+   */
+  lease?: number;
+  /**
+   * With a store: what to do while the store is unreachable or slow. `'local'` applies the limit in
+   * this process alone, `'allow'` admits every call, `'reject'` rejects every call. The default value
+   * is `'local'`.
+   */
+  onStoreError?: 'local' | 'allow' | 'reject';
 }
 
-export const RATE_LIMITER_DEFAULTS = Object.freeze({ interval: 1_000, maxWait: 0 });
+export const RATE_LIMITER_DEFAULTS = Object.freeze({
+  interval: 1_000,
+  maxWait: 0,
+  lease: 1,
+  onStoreError: 'local' as const,
+});
 
 /**
  * A rate limiter using the Generic Cell Rate Algorithm. Its state is one number, the theoretical
@@ -37,8 +62,21 @@ export class RateLimiter {
   readonly interval: number;
   readonly burst: number;
   readonly maxWait: number;
+  /** The shared state, when a `store` was given. */
+  readonly shared: SharedRateLimiter | undefined;
+  readonly lease: number;
+  readonly onStoreError: 'local' | 'allow' | 'reject';
+  /** @internal */
+  readonly events = new Emitter();
   /** @internal */
   clock: Clock | undefined;
+  private readonly health: StoreHealth | undefined;
+  // Lease: tokens reserved in the store, spent here from `leaseFrom` until `leaseUntil`.
+  private leaseLeft = 0;
+  private leaseFrom = 0;
+  private leaseUntil = 0;
+  private leasing: Promise<unknown> | undefined = undefined;
+  private sharedRetryAfter = 0;
   private tat = -Infinity;
   private admitted = 0;
   private rejected = 0;
@@ -47,8 +85,17 @@ export class RateLimiter {
   constructor(options: RateLimiterOptions, path = 'rateLimiter') {
     const problems = new Problems();
     const o =
-      problems.object(path, options, ['limit', 'interval', 'burst', 'maxWait', 'clock', 'name']) ??
-      {};
+      problems.object(path, options, [
+        'limit',
+        'interval',
+        'burst',
+        'maxWait',
+        'clock',
+        'name',
+        'store',
+        'lease',
+        'onStoreError',
+      ]) ?? {};
     if (o.limit === undefined)
       problems.add(`${path}.limit`, o.limit, 'a number > 0 (calls per interval)');
     this.limit = problems.number(`${path}.limit`, o.limit, 1, { min: 0, exclusiveMin: true });
@@ -73,9 +120,46 @@ export class RateLimiter {
       problems.add(`${path}.clock`, o.clock, 'a Clock { now, setTimer, clearTimer }');
     if (o.name !== undefined && typeof o.name !== 'string')
       problems.add(`${path}.name`, o.name, 'a string');
+    const store = o.store;
+    if (store !== undefined && !isStore(store))
+      problems.add(`${path}.store`, store, 'a Store (redisStore(client) from bulwark/redis)');
+    if (isStore(store) && (typeof o.name !== 'string' || o.name === ''))
+      problems.add(
+        `${path}.name`,
+        o.name,
+        'a non-empty string: a limiter with a store needs a name',
+      );
+    this.lease = problems.number(`${path}.lease`, o.lease, RATE_LIMITER_DEFAULTS.lease, {
+      min: 1,
+      integer: true,
+    });
+    if (o.lease !== undefined && store === undefined)
+      problems.raw(`\`${path}.lease\` applies to a limiter with a \`store\``);
+    if (this.lease > this.burst)
+      problems.raw(
+        `\`${path}.lease\` (${this.lease}) exceeds \`${path}.burst\` (${this.burst}): a lease can never be granted`,
+      );
+    this.onStoreError = problems.oneOf(
+      `${path}.onStoreError`,
+      o.onStoreError,
+      ['local', 'allow', 'reject'],
+      RATE_LIMITER_DEFAULTS.onStoreError,
+    );
     problems.throwIfAny(path === 'rateLimiter' ? 'Invalid rateLimiter options' : undefined);
     this.clock = isClock(o.clock) ? o.clock : undefined;
     this.name = typeof o.name === 'string' ? o.name : undefined;
+    if (isStore(store)) {
+      this.shared = store.forRateLimiter(this.name!);
+      this.health = new StoreHealth(store, this.events, 'rateLimiter', this.name!);
+    } else {
+      this.shared = undefined;
+      this.health = undefined;
+    }
+  }
+
+  /** Listens to this limiter's store events (`storeUnavailable`, `storeRecovered`). */
+  on(listener: Listener): Unsubscribe {
+    return this.events.on(listener);
   }
 
   /** @internal */
@@ -85,6 +169,7 @@ export class RateLimiter {
 
   /** Takes a token at `now` if one is free; never waits. */
   tryAcquire(now: number): boolean {
+    if (this.shared !== undefined) return this.tryShared(now);
     const scaled = now * this.limit;
     const next = (this.tat > scaled ? this.tat : scaled) + this.interval;
     if (next - scaled > this.burst * this.interval) return false;
@@ -111,8 +196,102 @@ export class RateLimiter {
     return wait > 0 ? wait : 0;
   }
 
+  /**
+   * With a store, the fast path: a token from the lease, or the local policy while the store is
+   * unavailable; otherwise false, and the pipeline asks the store on its slow path.
+   */
+  private tryShared(now: number): boolean {
+    if (this.leaseLeft > 0 && now >= this.leaseFrom && now < this.leaseUntil) {
+      this.leaseLeft--;
+      this.admitted++;
+      return true;
+    }
+    const health = this.health!;
+    if (health.available || health.recheckDue() || this.onStoreError === 'reject') return false;
+    if (this.onStoreError === 'allow') {
+      this.admitted++;
+      return true;
+    }
+    if (this.reserve(now, 0) === 0) return true;
+    this.rejected--; // counted once, on the slow path that follows
+    return false;
+  }
+
+  /**
+   * @internal With a store: reserves a token (a lease of them when `lease` > 1) within `maxWait` ms.
+   * Returns the wait in ms, or -1. Falls back to `onStoreError` when the store fails or is slow.
+   */
+  async reserveShared(now: number, maxWait: number): Promise<number> {
+    const clock = this.clock!;
+    for (;;) {
+      if (this.leaseLeft > 0 && now < this.leaseUntil) {
+        const wait = Math.max(0, this.leaseFrom - now);
+        if (wait <= maxWait) {
+          this.leaseLeft--;
+          this.admitted++;
+          if (wait > 0) this.waited++;
+          return wait;
+        }
+      }
+      if (this.leasing === undefined) break;
+      // One lease request at a time: the others wait for its tokens.
+      await this.leasing;
+      now = clock.now();
+    }
+    const health = this.health!;
+    if (!health.usable()) return this.storeFallback(now, maxWait);
+    const request = this.shared!.reserve({
+      limit: this.limit,
+      interval: this.interval,
+      burst: this.burst,
+      maxWait,
+      count: this.lease,
+    });
+    if (this.lease > 1) this.leasing = request.then(noop, noop);
+    let reservation;
+    try {
+      reservation = await request;
+    } catch (error) {
+      health.failed(error);
+      return this.storeFallback(now, maxWait);
+    } finally {
+      this.leasing = undefined;
+    }
+    health.succeeded();
+    if ('retryAfter' in reservation) {
+      this.sharedRetryAfter = reservation.retryAfter;
+      this.rejected++;
+      return -1;
+    }
+    const wait = reservation.wait;
+    if (reservation.granted > 1) {
+      // Usable from when the whole batch conforms (measured after the reply: never early), and for
+      // as long as the batch takes to accrue, measured from the request (never late).
+      this.leaseLeft = reservation.granted - 1;
+      this.leaseFrom = clock.now() + wait;
+      this.leaseUntil = now + wait + (reservation.granted * this.interval) / this.limit;
+    }
+    this.admitted++;
+    if (wait > 0) this.waited++;
+    return wait;
+  }
+
+  private storeFallback(now: number, maxWait: number): number {
+    if (this.onStoreError === 'allow') {
+      this.admitted++;
+      return 0;
+    }
+    if (this.onStoreError === 'reject') {
+      this.sharedRetryAfter = 0;
+      this.rejected++;
+      return -1;
+    }
+    return this.reserve(now, maxWait);
+  }
+
   /** ms until a token is free at `now`. */
   retryAfter(now: number): number {
+    if (this.shared !== undefined && this.health!.available) return this.sharedRetryAfter;
     const scaled = now * this.limit;
     const next = (this.tat > scaled ? this.tat : scaled) + this.interval;
     return Math.max(0, (next - scaled - this.burst * this.interval) / this.limit);
@@ -124,8 +303,13 @@ export class RateLimiter {
    * @internal
    */
   refund(): void {
-    this.tat -= this.interval;
     this.admitted--;
+    // A shared token goes back to the lease (an exact one stays spent in the store).
+    if (this.shared !== undefined) {
+      if (this.lease > 1) this.leaseLeft++;
+      return;
+    }
+    this.tat -= this.interval;
   }
 
   /** @internal the reservation end a waiter must match for {@link RateLimiter.refund} to be exact. */
@@ -155,6 +339,9 @@ export class RateLimiter {
       interval: this.interval,
       burst: this.burst,
       maxWait: this.maxWait,
+      ...(this.shared === undefined
+        ? {}
+        : { store: 'shared', lease: this.lease, onStoreError: this.onStoreError }),
     };
   }
 }
@@ -167,4 +354,8 @@ export class RateLimiter {
  */
 export function rateLimiter(options: RateLimiterOptions): RateLimiter {
   return new RateLimiter(options);
+}
+
+function noop(): void {
+  // nothing to do: waiters only need to know the lease request settled
 }

@@ -1,0 +1,206 @@
+import { systemClock, type TimerHandle } from '../clock.js';
+import {
+  guarded,
+  StoreHealth,
+  type FleetCircuitState,
+  type FleetCounts,
+  type SharedCircuit,
+  type Store,
+} from '../store.js';
+import type { CircuitBreaker, CircuitState } from './circuit-breaker.js';
+
+/** Samples batched before a flush, at most. */
+export const FLUSH_SAMPLES = 50;
+/** A batch waits at most this long, in ms. */
+export const FLUSH_INTERVAL = 100;
+/** A count window is summed over the fleet in a time window of this length, in ms. */
+export const FLEET_COUNT_WINDOW = 10_000;
+/** Buckets of the fleet's window. */
+const BUCKETS = 10;
+/** After losing the race for the fleet's trial slot, ask again no sooner than this, in ms. */
+export const TRIAL_RECHECK = 1_000;
+
+/**
+ * @internal The link between one process's {@link CircuitBreaker} and the fleet's circuit in a store.
+ *
+ * - Happy path: samples are counted here and flushed in batches (every {@link FLUSH_INTERVAL} ms or
+ *   {@link FLUSH_SAMPLES} samples), fire-and-forget; the reply is the fleet's window, and when its rate
+ *   crosses the threshold (after `minimumCalls` fleet-wide) the fleet's circuit opens and every
+ *   process hears it at once.
+ * - Half-open: one process across the fleet takes the trial slot; the others keep rejecting until the
+ *   trial's outcome arrives (closed, or open again).
+ * - Store trouble: the local window alone decides, as without a store.
+ */
+export class CircuitLink {
+  readonly shared: SharedCircuit;
+  readonly health: StoreHealth;
+  /** The local circuit is open because the fleet's is. */
+  fleetOpen = false;
+  /** This process holds the fleet's trial slot. */
+  trialHeld = false;
+  /** A trial-slot request is in flight. */
+  asking = false;
+  nextTrialAt = 0;
+  private calls = 0;
+  private failures = 0;
+  private slow = 0;
+  private timer: TimerHandle = undefined;
+  private flushing = false;
+  private readonly window: { readonly duration: number; readonly buckets: number };
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.flush();
+  };
+
+  constructor(
+    private readonly breaker: CircuitBreaker,
+    store: Store,
+    name: string,
+  ) {
+    this.shared = store.forCircuit(name);
+    this.health = new StoreHealth(store, breaker.events, 'circuitBreaker', name);
+    this.window = {
+      duration: breaker.windowType === 'time' ? breaker.windowDuration : FLEET_COUNT_WINDOW,
+      buckets: BUCKETS,
+    };
+    this.shared.subscribe(
+      (state) => this.apply(state, true),
+      () => void this.resync(),
+    );
+    void this.resync();
+  }
+
+  /** Counts one outcome (bit 1: failure, bit 2: slow) for the next flush. */
+  sample(outcome: number): void {
+    this.calls++;
+    this.failures += outcome & 1;
+    this.slow += (outcome & 2) >> 1;
+    if (this.calls >= FLUSH_SAMPLES) this.flush();
+    else if (this.timer === undefined && !this.flushing) {
+      this.timer = (this.breaker.clock ?? systemClock).setTimer(this.onTimer, FLUSH_INTERVAL, true);
+    }
+  }
+
+  /** Sends the batch now (fire-and-forget); while the store is unavailable the batch is dropped. */
+  flush(): void {
+    if (this.timer !== undefined) {
+      (this.breaker.clock ?? systemClock).clearTimer(this.timer);
+      this.timer = undefined;
+    }
+    if (this.flushing || this.calls === 0) return;
+    const counts = { calls: this.calls, failures: this.failures, slow: this.slow };
+    this.calls = this.failures = this.slow = 0;
+    if (!this.health.usable()) return;
+    this.flushing = true;
+    this.shared.record(counts, this.window).then(
+      (fleet) => {
+        this.flushing = false;
+        this.health.succeeded();
+        this.judge(fleet);
+        if (this.calls > 0) this.flush();
+      },
+      (error: unknown) => {
+        this.flushing = false;
+        this.health.failed(error);
+      },
+    );
+  }
+
+  /** Opens the fleet's circuit when its window crosses a threshold. */
+  private judge(fleet: FleetCounts): void {
+    const b = this.breaker;
+    if (fleet.circuit.state !== 'closed') return this.apply(fleet.circuit, false);
+    const state = b.state;
+    if (state === 'isolated' || state === 'halfOpen' || fleet.calls < b.minimumCalls) return;
+    if (
+      fleet.failures / fleet.calls >= b.failureRateThreshold ||
+      (b.slowCallDuration !== Infinity && fleet.slow / fleet.calls >= b.slowCallRateThreshold)
+    ) {
+      this.openFleet(false);
+    }
+  }
+
+  private openFleet(force: boolean): void {
+    const ms = this.breaker.halfOpenAfter;
+    void guarded(this.health, () => this.shared.open(ms, force)).then((opened) => {
+      if (opened === true) this.apply({ state: 'open', retryAfter: ms }, true);
+    });
+  }
+
+  /**
+   * Applies the fleet's state. A message is authoritative; a state read after a reconnection or with
+   * a flush cannot tell a closed circuit from an open one whose wait just ended, so it only opens.
+   */
+  apply(fleet: FleetCircuitState, message: boolean): void {
+    const b = this.breaker;
+    const local: CircuitState = b.state;
+    if (fleet.state === 'open') {
+      if (local === 'isolated' && !message) return;
+      if ((local === 'open' && this.fleetOpen) || (local === 'halfOpen' && this.trialHeld)) return;
+      this.fleetOpen = true;
+      this.trialHeld = false;
+      b.applyRemote('open', fleet.retryAfter);
+    } else if (fleet.state === 'isolated') {
+      if (local === 'isolated') return;
+      this.fleetOpen = false;
+      this.trialHeld = false;
+      b.applyRemote('isolated', 0);
+    } else {
+      if (local === 'closed' || (!message && local !== 'isolated')) return;
+      this.fleetOpen = false;
+      this.trialHeld = false;
+      b.applyRemote('closed', 0);
+    }
+  }
+
+  private async resync(): Promise<void> {
+    const fleet = await guarded(this.health, () => this.shared.read());
+    if (fleet !== undefined) this.apply(fleet, false);
+  }
+
+  /** A local transition (not one applied from the fleet): tell the fleet what it must know. */
+  transitioned(from: CircuitState, to: CircuitState): void {
+    if (to === 'open') {
+      if (from === 'halfOpen' && this.trialHeld) {
+        // The fleet's trial failed: open the fleet's circuit again.
+        this.trialHeld = false;
+        this.fleetOpen = true;
+        this.openFleet(true);
+      } else {
+        // A local trip: let the fleet see the samples that caused it now.
+        this.flush();
+      }
+    } else if (to === 'closed' && from === 'halfOpen' && this.trialHeld) {
+      this.trialHeld = false;
+      void guarded(this.health, () => this.shared.close());
+    } else if (to === 'halfOpen' && !this.trialHeld) {
+      this.fleetOpen = false;
+    }
+  }
+
+  /** `isolate()` or `reset()` by hand: acts fleet-wide. */
+  manual(to: 'isolated' | 'closed'): void {
+    this.fleetOpen = false;
+    this.trialHeld = false;
+    void guarded(this.health, () =>
+      to === 'isolated' ? this.shared.isolate() : this.shared.close(),
+    );
+  }
+
+  /** Whether a call may ask for the fleet's trial slot now (one request at a time). */
+  mayAsk(): boolean {
+    return !this.asking && Date.now() >= this.nextTrialAt;
+  }
+
+  /** Asks for the fleet's trial slot: true granted, false held elsewhere, undefined store trouble. */
+  async askTrial(): Promise<boolean | undefined> {
+    this.asking = true;
+    try {
+      const granted = await guarded(this.health, () => this.shared.tryTrial());
+      if (granted === false) this.nextTrialAt = Date.now() + TRIAL_RECHECK;
+      return granted;
+    } finally {
+      this.asking = false;
+    }
+  }
+}

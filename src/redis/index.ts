@@ -1,0 +1,349 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type {
+  FleetCircuitState,
+  FleetCounts,
+  OutcomeCounts,
+  RateLimitRequest,
+  RateLimitReservation,
+  SharedCache,
+  SharedCacheEntry,
+  SharedCircuit,
+  SharedRateLimiter,
+  Store,
+} from '../store.js';
+import { CLOSE, GET, ISOLATE, OPEN, READ, RECORD, RESERVE, TRIAL } from './scripts.js';
+
+export type { Store } from '../store.js';
+
+/** Options of {@link redisStore}. */
+export interface RedisStoreOptions {
+  /** Prepended to every key and channel. The default value is `'bulwark:'`. */
+  prefix?: string;
+  /**
+   * How long a command may take, in ms, before the policy gives up on it and acts locally (the call
+   * goes on; the command's late reply is ignored). The default value is `50`.
+   */
+  commandTimeout?: number;
+  /**
+   * After a failed or timed-out command, how long the policies act locally before they try Redis
+   * again, in ms (one probe at a time). The default value is `1_000`.
+   */
+  recheckAfter?: number;
+  /**
+   * The longest a half-open trial holds the fleet's one trial slot, in ms: a process that died in the
+   * middle of its trial frees the slot after this. The default value is `10_000`.
+   */
+  trialTimeout?: number;
+}
+
+export const REDIS_STORE_DEFAULTS = Object.freeze({
+  prefix: 'bulwark:',
+  commandTimeout: 50,
+  recheckAfter: 1_000,
+  trialTimeout: 10_000,
+});
+
+/** A command that did not answer within `commandTimeout`. */
+export class StoreTimeoutError extends Error {
+  override readonly name = 'StoreTimeoutError';
+  constructor(readonly timeout: number) {
+    super(`Redis did not answer within ${timeout} ms (bulwark/redis commandTimeout)`);
+  }
+}
+
+interface Script {
+  readonly source: string;
+  readonly sha: string;
+}
+
+function script(source: string): Script {
+  return { source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+const SCRIPTS = {
+  reserve: script(RESERVE),
+  record: script(RECORD),
+  open: script(OPEN),
+  close: script(CLOSE),
+  isolate: script(ISOLATE),
+  trial: script(TRIAL),
+  read: script(READ),
+  get: script(GET),
+};
+
+interface Subscription {
+  readonly onMessage: (state: FleetCircuitState) => void;
+  readonly onResync: () => void;
+}
+
+/**
+ * A {@link Store} on Redis, for `circuitBreaker`, `rateLimiter` and `cache` options of bulwark. Give it
+ * an ioredis client made with `enableOfflineQueue: false` (a command fails at once while Redis is
+ * unreachable, instead of piling up to run late) and a small `maxRetriesPerRequest`.
+ *
+ * Circuit breakers get their messages on a second connection (`client.duplicate()`), opened with the
+ * first breaker; {@link RedisStore.close} closes it. The client itself stays yours to close.
+ *
+ * @example
+ * import Redis from 'ioredis';
+ * import { circuitBreaker, rateLimiter, resilient } from 'bulwark';
+ * import { redisStore } from 'bulwark/redis';
+ *
+ * const store = redisStore(new Redis({ enableOfflineQueue: false, maxRetriesPerRequest: 1 }));
+ * const getUser = resilient(fetchUser, {
+ *   circuitBreaker: { name: 'users-api', store },
+ *   rateLimiter: { name: 'users-api', limit: 100, store },
+ * });
+ */
+export class RedisStore implements Store {
+  readonly prefix: string;
+  readonly commandTimeout: number;
+  readonly recheckAfter: number;
+  readonly trialTimeout: number;
+  private subscriber: Redis | undefined = undefined;
+  private readonly subscriptions = new Map<string, Set<Subscription>>();
+
+  constructor(
+    readonly client: Redis,
+    options: RedisStoreOptions = {},
+  ) {
+    if (typeof client !== 'object' || client === null || typeof client.evalsha !== 'function') {
+      throw new TypeError('Expected `redisStore(client)` to get an ioredis client');
+    }
+    const problems: string[] = [];
+    const number = (key: keyof RedisStoreOptions, min: number): number => {
+      const value = options[key] ?? REDIS_STORE_DEFAULTS[key];
+      if (typeof value !== 'number' || !(value >= min) || value === Infinity) {
+        problems.push(`Expected \`${key}\` to be a finite number >= ${min}, got ${String(value)}`);
+        return REDIS_STORE_DEFAULTS[key] as number;
+      }
+      return value;
+    };
+    this.commandTimeout = number('commandTimeout', 1);
+    this.recheckAfter = number('recheckAfter', 0);
+    this.trialTimeout = number('trialTimeout', 1);
+    const prefix = options.prefix ?? REDIS_STORE_DEFAULTS.prefix;
+    if (typeof prefix !== 'string') problems.push(`Expected \`prefix\` to be a string`);
+    this.prefix = typeof prefix === 'string' ? prefix : REDIS_STORE_DEFAULTS.prefix;
+    if (problems.length > 0) {
+      throw new TypeError(
+        `Invalid redisStore options:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+      );
+    }
+  }
+
+  forRateLimiter(name: string): SharedRateLimiter {
+    const key = `${this.prefix}rl:{${name}}`;
+    return {
+      reserve: async (r: RateLimitRequest): Promise<RateLimitReservation> => {
+        const [granted, value] = (await this.run(
+          SCRIPTS.reserve,
+          [key],
+          [r.limit, r.interval, r.burst, r.maxWait, r.count],
+        )) as [number, string];
+        return granted === 0
+          ? { granted: 0, retryAfter: Number(value) }
+          : { granted, wait: Number(value) };
+      },
+    };
+  }
+
+  forCircuit(name: string): SharedCircuit {
+    const base = `${this.prefix}cb:{${name}}`;
+    const open = `${base}:open`;
+    const trial = `${base}:trial`;
+    const generation = `${base}:gen`;
+    const buckets = `${base}:b:`;
+    const channel = base;
+    return {
+      record: async (counts: OutcomeCounts, window): Promise<FleetCounts> => {
+        const [calls, failures, slow, state, ttl] = (await this.run(
+          SCRIPTS.record,
+          [open, generation],
+          [
+            buckets,
+            counts.calls,
+            counts.failures,
+            counts.slow,
+            Math.max(1, Math.ceil(window.duration / window.buckets)),
+            window.buckets,
+          ],
+        )) as [number, number, number, string, number];
+        return { calls, failures, slow, circuit: circuitState(state, ttl) };
+      },
+      open: async (ms: number, force: boolean): Promise<boolean> =>
+        (await this.run(
+          SCRIPTS.open,
+          [open, trial],
+          [Math.max(1, Math.ceil(ms)), force ? '1' : '0', channel],
+        )) === 1,
+      close: async (): Promise<void> => {
+        await this.run(SCRIPTS.close, [open, trial, generation], [channel]);
+      },
+      isolate: async (): Promise<void> => {
+        await this.run(SCRIPTS.isolate, [open, trial], [channel]);
+      },
+      tryTrial: async (): Promise<boolean> =>
+        (await this.run(SCRIPTS.trial, [open, trial], [this.trialTimeout])) === 1,
+      read: async (): Promise<FleetCircuitState> => {
+        const [state, ttl] = (await this.run(SCRIPTS.read, [open], [])) as [string, number];
+        return circuitState(state, ttl);
+      },
+      subscribe: (onMessage, onResync) => this.subscribe(channel, { onMessage, onResync }),
+    };
+  }
+
+  forCache(name: string): SharedCache {
+    const base = `${this.prefix}cache:{${name}}:`;
+    return {
+      get: async (key: string): Promise<SharedCacheEntry | undefined> => {
+        const [data, ttl] = (await this.run(SCRIPTS.get, [base + key], [])) as [
+          string | null,
+          number,
+        ];
+        if (data === null) return undefined;
+        return { data, remaining: ttl < 0 ? Infinity : ttl };
+      },
+      set: async (key: string, data: string, keepFor: number): Promise<void> => {
+        await this.timed(
+          keepFor === Infinity
+            ? this.client.set(base + key, data)
+            : this.client.set(base + key, data, 'PX', Math.max(1, Math.ceil(keepFor))),
+        );
+      },
+      delete: async (key: string): Promise<void> => {
+        await this.timed(this.client.del(base + key));
+      },
+      clear: async (): Promise<void> => {
+        // SCAN in steps, each under the command timeout; UNLINK frees memory off the main thread.
+        let cursor = '0';
+        do {
+          const [next, keys] = await this.timed(
+            this.client.scan(cursor, 'MATCH', `${globEscape(base)}*`, 'COUNT', 500),
+          );
+          if (keys.length > 0) await this.timed(this.client.unlink(...keys));
+          cursor = next;
+        } while (cursor !== '0');
+      },
+    };
+  }
+
+  /** Closes the connection that carries the circuit breakers' messages (the client stays open). */
+  async close(): Promise<void> {
+    const subscriber = this.subscriber;
+    this.subscriber = undefined;
+    this.subscriptions.clear();
+    if (subscriber === undefined) return;
+    subscriber.disconnect();
+    return Promise.resolve();
+  }
+
+  // ---- internals ----
+
+  private subscribe(channel: string, subscription: Subscription): () => void {
+    let set = this.subscriptions.get(channel);
+    if (set === undefined) {
+      set = new Set();
+      this.subscriptions.set(channel, set);
+    }
+    set.add(subscription);
+    const subscriber = this.connectSubscriber();
+    if (subscriber.status === 'ready') subscriber.subscribe(channel).catch(ignore);
+    return () => {
+      const current = this.subscriptions.get(channel);
+      if (current === undefined || !current.delete(subscription) || current.size > 0) return;
+      this.subscriptions.delete(channel);
+      this.subscriber?.unsubscribe(channel).catch(ignore);
+    };
+  }
+
+  private connectSubscriber(): Redis {
+    if (this.subscriber !== undefined) return this.subscriber;
+    const subscriber = this.client.duplicate();
+    this.subscriber = subscriber;
+    // Connection errors are seen by the commands' own health checks; keep ioredis from logging them.
+    subscriber.on('error', ignore);
+    subscriber.on('ready', () => {
+      const channels = [...this.subscriptions.keys()];
+      if (channels.length > 0) subscriber.subscribe(...channels).catch(ignore);
+      // Messages may have been missed while disconnected: every circuit reads its state again.
+      for (const set of this.subscriptions.values())
+        for (const subscription of set) subscription.onResync();
+    });
+    subscriber.on('message', (channel: string, message: string) => {
+      const set = this.subscriptions.get(channel);
+      if (set === undefined) return;
+      const state = parseMessage(message);
+      if (state === undefined) return;
+      for (const subscription of set) subscription.onMessage(state);
+    });
+    if (subscriber.status === 'wait') subscriber.connect().catch(ignore);
+    return subscriber;
+  }
+
+  private run(script: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
+    const client = this.client;
+    return this.timed(
+      client.evalsha(script.sha, keys.length, ...keys, ...args).catch((error: unknown) => {
+        if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+        return client.eval(script.source, keys.length, ...keys, ...args);
+      }),
+    );
+  }
+
+  private timed<T>(promise: Promise<T>): Promise<T> {
+    const timeout = this.commandTimeout;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new StoreTimeoutError(timeout)), timeout);
+      timer.unref();
+      promise.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+  }
+}
+
+function circuitState(state: string, ttl: number): FleetCircuitState {
+  if (state === 'isolated') return { state: 'isolated', retryAfter: Infinity };
+  if (state === 'open' && ttl > 0) return { state: 'open', retryAfter: ttl };
+  return { state: 'closed', retryAfter: 0 };
+}
+
+function parseMessage(message: string): FleetCircuitState | undefined {
+  if (message === 'closed') return { state: 'closed', retryAfter: 0 };
+  if (message === 'isolated') return { state: 'isolated', retryAfter: Infinity };
+  if (message.startsWith('open:')) {
+    const ms = Number(message.slice(5));
+    if (ms >= 0) return { state: 'open', retryAfter: ms };
+  }
+  return undefined;
+}
+
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+function ignore(): void {
+  // failures here are seen through the commands' health
+}
+
+/**
+ * Makes a {@link RedisStore}: pass it as `store` to `circuitBreaker`, `rateLimiter` and `cache` options
+ * (each with a `name`; the same name in two processes means the same shared state).
+ *
+ * @example
+ * const store = redisStore(new Redis({ enableOfflineQueue: false, maxRetriesPerRequest: 1 }), {
+ *   prefix: 'checkout:',
+ * });
+ */
+export function redisStore(client: Redis, options: RedisStoreOptions = {}): RedisStore {
+  return new RedisStore(client, options);
+}

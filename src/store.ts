@@ -1,0 +1,194 @@
+import type { Emitter } from './events.js';
+
+/**
+ * Shared state for the stateful policies, so that many processes act as one: a circuit breaker that
+ * opens for the whole fleet, a rate limit held across processes, a cache every process reads.
+ *
+ * The core only talks to these small interfaces and never imports a client library; `bulwark/redis`
+ * implements them on Redis (`redisStore(client)`). Every method must settle within its own short
+ * timeout: a store that hangs would hold the calls that wait on it.
+ */
+export interface Store {
+  /** The shared state of the rate limiter called `name`. */
+  forRateLimiter(name: string): SharedRateLimiter;
+  /** The shared state of the circuit breaker called `name`. */
+  forCircuit(name: string): SharedCircuit;
+  /** The shared entries of the cache called `name`. */
+  forCache(name: string): SharedCache;
+  /** After a failed command, how long the policies use their local behaviour before they try again, in ms. */
+  readonly recheckAfter?: number;
+}
+
+/** What a shared rate limiter is asked for: GCRA parameters, and how many tokens to take at once. */
+export interface RateLimitRequest {
+  readonly limit: number;
+  readonly interval: number;
+  readonly burst: number;
+  /** The longest wait the caller accepts, in ms. */
+  readonly maxWait: number;
+  /** Tokens wanted (a lease); fewer may be granted, at least one. */
+  readonly count: number;
+}
+
+/** A reservation: `granted` tokens usable after `wait` ms, or none before `retryAfter` ms. */
+export type RateLimitReservation =
+  | { readonly granted: number; readonly wait: number }
+  | { readonly granted: 0; readonly retryAfter: number };
+
+/** A rate limit held by a store (GCRA in one atomic step). */
+export interface SharedRateLimiter {
+  reserve(request: RateLimitRequest): Promise<RateLimitReservation>;
+}
+
+/** The circuit's state as the fleet sees it. */
+export interface FleetCircuitState {
+  readonly state: 'closed' | 'open' | 'isolated';
+  /** ms until the fleet's open circuit turns half-open (0 unless open). */
+  readonly retryAfter: number;
+}
+
+/** Outcome counts: added by one process, or summed over the fleet's window. */
+export interface OutcomeCounts {
+  readonly calls: number;
+  readonly failures: number;
+  readonly slow: number;
+}
+
+/** The fleet's window totals after a flush, and the circuit's fleet state. */
+export interface FleetCounts extends OutcomeCounts {
+  readonly circuit: FleetCircuitState;
+}
+
+/** A circuit breaker's fleet-wide state: a time-bucketed window, an open key, a trial slot, messages. */
+export interface SharedCircuit {
+  /** Adds a batch of outcomes to the window (`duration` ms in `buckets` buckets); returns the totals. */
+  record(
+    counts: OutcomeCounts,
+    window: { readonly duration: number; readonly buckets: number },
+  ): Promise<FleetCounts>;
+  /** Opens the fleet's circuit for `ms` and tells every process; `false` if it was open already. */
+  open(ms: number, force: boolean): Promise<boolean>;
+  /** Closes the fleet's circuit with a fresh window and tells every process. */
+  close(): Promise<void>;
+  /** Holds the fleet's circuit open until {@link SharedCircuit.close}, and tells every process. */
+  isolate(): Promise<void>;
+  /** Takes the fleet's one half-open trial slot; `false` when another process holds it. */
+  tryTrial(): Promise<boolean>;
+  /** The fleet's state now. */
+  read(): Promise<FleetCircuitState>;
+  /**
+   * Listens to the fleet's transitions. `onResync` runs when messages may have been missed (the
+   * subscription came back after a disconnection). Returns the unsubscribe function.
+   */
+  subscribe(onMessage: (state: FleetCircuitState) => void, onResync: () => void): () => void;
+}
+
+/** A stored cache value: its encoded text and how long the store keeps it, in ms. */
+export interface SharedCacheEntry {
+  readonly data: string;
+  /** ms before the store drops it (`Infinity` when it never expires). */
+  readonly remaining: number;
+}
+
+/** A cache's shared entries. Keys and values arrive encoded as strings. */
+export interface SharedCache {
+  get(key: string): Promise<SharedCacheEntry | undefined>;
+  /** Stores `data`, dropped after `keepFor` ms (`Infinity`: never). */
+  set(key: string, data: string, keepFor: number): Promise<void>;
+  delete(key: string): Promise<void>;
+  clear(): Promise<void>;
+}
+
+/** Encodes cached values for a shared store. */
+export interface Serializer {
+  encode(value: unknown): string;
+  decode(data: string): unknown;
+}
+
+/** What {@link StoreUnavailable} events name. */
+export type StorePolicy = 'circuitBreaker' | 'rateLimiter' | 'cache';
+
+/** @internal true when `value` looks like a {@link Store}. */
+export function isStore(value: unknown): value is Store {
+  if (typeof value !== 'object' || value === null) return false;
+  const s = value as Partial<Store>;
+  return (
+    typeof s.forRateLimiter === 'function' &&
+    typeof s.forCircuit === 'function' &&
+    typeof s.forCache === 'function'
+  );
+}
+
+/** The default of {@link Store.recheckAfter}. */
+export const RECHECK_AFTER = 1_000;
+
+/**
+ * @internal A policy's view of its store's health: after a failure the policy uses its local behaviour
+ * and lets one command through every `recheckAfter` ms to see whether the store is back. Each change
+ * is one event (`storeUnavailable`, `storeRecovered`), not one per command.
+ */
+export class StoreHealth {
+  available = true;
+  private retryAt = 0;
+  private readonly recheckAfter: number;
+
+  constructor(
+    store: Store,
+    private readonly events: Emitter,
+    private readonly policy: StorePolicy,
+    private readonly name: string,
+  ) {
+    const recheck = store.recheckAfter;
+    this.recheckAfter = typeof recheck === 'number' && recheck >= 0 ? recheck : RECHECK_AFTER;
+  }
+
+  /** Whether to ask the store now: always while available, then one probe per `recheckAfter`. */
+  usable(): boolean {
+    if (this.available) return true;
+    const now = Date.now();
+    if (now < this.retryAt) return false;
+    this.retryAt = now + this.recheckAfter;
+    return true;
+  }
+
+  /** Whether a probe of an unavailable store is due (without taking it). */
+  recheckDue(): boolean {
+    return Date.now() >= this.retryAt;
+  }
+
+  failed(error: unknown): void {
+    this.retryAt = Date.now() + this.recheckAfter;
+    if (!this.available) return;
+    this.available = false;
+    if (this.events.listening) {
+      this.events.emit({
+        type: 'storeUnavailable',
+        policy: this.policy,
+        name: this.name,
+        error,
+      });
+    }
+  }
+
+  succeeded(): void {
+    if (this.available) return;
+    this.available = true;
+    if (this.events.listening)
+      this.events.emit({ type: 'storeRecovered', policy: this.policy, name: this.name });
+  }
+}
+
+/** @internal runs `task` against the store, recording its health; `undefined` when it failed. */
+export async function guarded<T>(
+  health: StoreHealth,
+  task: () => Promise<T>,
+): Promise<T | undefined> {
+  try {
+    const result = await task();
+    health.succeeded();
+    return result;
+  } catch (error) {
+    health.failed(error);
+    return undefined;
+  }
+}

@@ -1,0 +1,180 @@
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  isResilienceError,
+  rateLimiter,
+  resilient,
+  type ResilienceEvent,
+} from '../../src/index.js';
+import { redisStore, type RedisStore } from '../../src/redis/index.js';
+import { connect, noRedis, RedisServer, sleep, until } from './server.js';
+
+describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
+  let server: RedisServer;
+  let client: Redis;
+  let store: RedisStore;
+  let n = 0;
+  const name = (): string => `limiter-${++n}`;
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+    client = await connect(server.port);
+    store = redisStore(client, { commandTimeout: 200, recheckAfter: 100 });
+  });
+  afterAll(async () => {
+    client?.disconnect();
+    await server?.stop();
+  });
+  beforeEach(async () => {
+    if (client.status !== 'ready') await until(() => client.status === 'ready', 5_000, 'ready');
+  });
+
+  const settle = (calls: Promise<unknown>[]): Promise<{ ok: number; limited: number }> =>
+    Promise.allSettled(calls).then((results) => ({
+      ok: results.filter((r) => r.status === 'fulfilled').length,
+      limited: results.filter(
+        (r) =>
+          r.status === 'rejected' &&
+          isResilienceError(r.reason) &&
+          r.reason.code === 'ERR_BULWARK_RATE_LIMITED',
+      ).length,
+    }));
+
+  it('holds one limit across limiters that share a name (exact: one round trip per call)', async () => {
+    const shared = name();
+    const a = resilient(async () => 'a', { rateLimiter: { name: shared, limit: 10, store } });
+    const b = resilient(async () => 'b', { rateLimiter: { name: shared, limit: 10, store } });
+    const calls: Promise<unknown>[] = [];
+    for (let i = 0; i < 15; i++) calls.push(a(), b());
+    const { ok, limited } = await settle(calls);
+    expect(ok).toBe(10);
+    expect(limited).toBe(20);
+  });
+
+  it('tells the retryAfter the store computed', async () => {
+    const limiter = rateLimiter({ name: name(), limit: 2, interval: 1_000, store });
+    const fn = resilient(async () => 1, { rateLimiter: limiter });
+    await fn();
+    await fn();
+    const error = await fn().catch((e: unknown) => e);
+    expect(isResilienceError(error) && error.code).toBe('ERR_BULWARK_RATE_LIMITED');
+    const retryAfter = (error as { retryAfter: number }).retryAfter;
+    expect(retryAfter).toBeGreaterThan(300);
+    expect(retryAfter).toBeLessThanOrEqual(500);
+    expect(limiter.retryAfter(0)).toBe(retryAfter);
+    expect(limiter.stats()).toMatchObject({ admitted: 2, rejected: 1 });
+  });
+
+  it('waits for a token within maxWait (the store says how long)', async () => {
+    const fn = resilient(async () => Date.now(), {
+      rateLimiter: { name: name(), limit: 20, burst: 1, maxWait: 500, store },
+    });
+    const events: ResilienceEvent[] = [];
+    fn.on((e) => events.push(e));
+    const start = Date.now();
+    const times = await Promise.all([fn(), fn(), fn()]);
+    expect(times[2] - start).toBeGreaterThanOrEqual(85);
+    expect(events.filter((e) => e.type === 'rateLimitWaited')).toHaveLength(2);
+  });
+
+  it('a lease takes several tokens in one round trip and spends them locally', async () => {
+    const shared = name();
+    const limiter = rateLimiter({ name: shared, limit: 20, lease: 5, store });
+    const fn = resilient(async () => 1, { rateLimiter: limiter });
+    await fn(); // the round trip: 5 tokens, 1 spent
+    const tat = Number(await client.get(`bulwark:rl:{${shared}}`));
+    for (let i = 0; i < 4; i++) await fn(); // spent locally
+    expect(Number(await client.get(`bulwark:rl:{${shared}}`))).toBe(tat);
+    // Concurrent misses share one lease request.
+    const { ok } = await settle(Array.from({ length: 5 }, () => fn()));
+    expect(ok).toBe(5);
+    expect(limiter.stats().admitted).toBe(10);
+    expect(limiter.describe()).toMatchObject({ store: 'shared', lease: 5, onStoreError: 'local' });
+  });
+
+  it('grants part of a lease when the whole would not fit; the fleet never passes limit + lease', async () => {
+    const shared = name();
+    const a = rateLimiter({ name: shared, limit: 10, lease: 4, store });
+    const b = rateLimiter({ name: shared, limit: 10, lease: 4, store });
+    const fa = resilient(async () => 1, { rateLimiter: a });
+    const fb = resilient(async () => 1, { rateLimiter: b });
+    const calls: Promise<unknown>[] = [];
+    for (let i = 0; i < 12; i++) calls.push(fa(), fb());
+    const { ok } = await settle(calls);
+    expect(ok).toBeGreaterThanOrEqual(6);
+    expect(ok).toBeLessThanOrEqual(10 + 4);
+  });
+
+  it('lease tokens expire after the time they take to accrue', async () => {
+    const limiter = rateLimiter({ name: name(), limit: 100, lease: 5, store });
+    const fn = resilient(async () => 1, { rateLimiter: limiter });
+    await fn();
+    await sleep(80); // 5 tokens at 100/s accrue in 50 ms: the 4 left are gone
+    expect(limiter.tryAcquire(performance.now())).toBe(false);
+  });
+
+  it('validates: a store needs a name; lease needs a store and fits in burst; onStoreError', () => {
+    expect(() => rateLimiter({ limit: 1, store })).toThrow(/rateLimiter\.name/);
+    expect(() => rateLimiter({ limit: 1, lease: 2 })).toThrow(/rateLimiter\.lease.*store/);
+    expect(() => rateLimiter({ limit: 2, lease: 3, name: 'x', store })).toThrow(/exceeds/);
+    expect(() =>
+      rateLimiter({ limit: 1, name: 'x', store, onStoreError: 'maybe' as 'local' }),
+    ).toThrow(/onStoreError/);
+    expect(() => rateLimiter({ limit: 1, name: 'x', store: {} as never })).toThrow(
+      /rateLimiter\.store/,
+    );
+    expect(() => resilient(async () => 1, { rateLimiter: { limit: 1, store } })).toThrow(
+      /rateLimiter\.name/,
+    );
+  });
+
+  describe('while Redis is down', () => {
+    it.each([
+      ['local', 3, 2],
+      ['allow', 5, 0],
+      ['reject', 0, 5],
+    ] as const)(
+      'onStoreError %s: %d admitted, %d rejected, events fire, sharing resumes',
+      async (mode, admitted, rejected) => {
+        const local = await RedisServer.start();
+        const c = await connect(local.port);
+        const s = redisStore(c, { commandTimeout: 100, recheckAfter: 50 });
+        const limiter = rateLimiter({ name: name(), limit: 3, store: s, onStoreError: mode });
+        const fn = resilient(async () => 1, { rateLimiter: limiter });
+        const events: string[] = [];
+        fn.on((e) => events.push(e.type));
+        await local.kill();
+        await until(() => c.status !== 'ready', 2_000, 'disconnect');
+        const start = Date.now();
+        const down = await settle(Array.from({ length: 5 }, () => fn()));
+        expect(Date.now() - start).toBeLessThan(500);
+        expect(down).toEqual({ ok: admitted, limited: rejected });
+        expect(events).toContain('storeUnavailable');
+        expect(events.filter((e) => e === 'storeUnavailable')).toHaveLength(1);
+        await local.launch();
+        await until(() => c.status === 'ready', 5_000, 'reconnect');
+        await sleep(60);
+        await fn().catch(() => undefined);
+        await until(() => events.includes('storeRecovered'), 2_000, 'storeRecovered');
+        c.disconnect();
+        await local.stop();
+      },
+    );
+
+    it('a slow Redis (DEBUG SLEEP) costs a call at most the command timeout', async () => {
+      const limiter = rateLimiter({ name: name(), limit: 100, store });
+      const fn = resilient(async () => 1, { rateLimiter: limiter });
+      const events: string[] = [];
+      fn.on((e) => events.push(e.type));
+      const other = await connect(server.port);
+      const sleeping = other.call('DEBUG', 'SLEEP', '0.5');
+      await sleep(20);
+      const start = Date.now();
+      await expect(fn()).resolves.toBe(1);
+      expect(Date.now() - start).toBeLessThan(400);
+      expect(events).toContain('storeUnavailable');
+      await sleeping;
+      other.disconnect();
+    });
+  });
+});
