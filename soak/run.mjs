@@ -14,6 +14,7 @@ import { getEventListeners } from 'node:events';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -271,6 +272,12 @@ const fail = (message) => {
   if (failures.length < 20) failures.push(message);
 };
 const expected = new Float64Array(CALLS);
+const startedAt = new Float64Array(CALLS);
+/** Call latencies in 1 ms buckets (the last bucket holds everything slower). */
+const latencies = new Uint32Array(1_001);
+let maxLatency = 0;
+/** Every call must settle within its total timeout plus this much event-loop lag. */
+const LATENCY_BOUND = 1_000;
 const abortReasons = new Map();
 let callerSignalsLeftWithListeners = 0;
 let callerSignalsChecked = 0;
@@ -303,6 +310,7 @@ function launch() {
     if (phaseName === 'storm') faults.stormPhases++;
   }
   inFlight++;
+  startedAt[id] = performance.now();
   let promise;
   let key = EXECUTE;
   let controller;
@@ -333,6 +341,9 @@ function launch() {
 function finish(id, key, controller, abortTimer, ok, result) {
   if (settled[id]++ !== 0) fail(`call ${id} settled twice`);
   inFlight--;
+  const latency = performance.now() - startedAt[id];
+  latencies[Math.min(1_000, Math.floor(latency))]++;
+  if (latency > maxLatency) maxLatency = latency;
   if (abortTimer !== undefined) clearTimeout(abortTimer);
   if (ok) {
     if (result === FALLBACK) {
@@ -394,6 +405,8 @@ async function settledHeap() {
   return process.memoryUsage().heapUsed;
 }
 
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 const started = performance.now();
 const heaps = [];
 for (let quarter = 1; quarter <= 4; quarter++) {
@@ -401,6 +414,7 @@ for (let quarter = 1; quarter <= 4; quarter++) {
   heaps.push(await settledHeap());
 }
 const seconds = (performance.now() - started) / 1000;
+loopDelay.disable();
 
 // ------------------------------------------------------------------------------------------------
 // End checks
@@ -439,8 +453,17 @@ const checks = {
   noListenerLeft: shutdownListeners === 0 && callerSignalsLeftWithListeners === 0,
   pipelineIdle: stats.bulkhead.inFlight === 0 && stats.bulkhead.queued === 0,
   outcomesAsExpected: failures.length === 0,
+  latencyBounded: maxLatency < shared.timeout.total + LATENCY_BOUND,
 };
 const ok = Object.values(checks).every(Boolean);
+function percentile(p) {
+  let seen = 0;
+  for (let ms = 0; ms < latencies.length; ms++) {
+    seen += latencies[ms];
+    if (seen >= p * CALLS) return ms;
+  }
+  return latencies.length;
+}
 const mb = (bytes) => Math.round((bytes / 1024 / 1024) * 100) / 100;
 const summary = {
   ok,
@@ -462,6 +485,11 @@ const summary = {
     faults.overAttemptTimeout +
     faults.callerAbort,
   phases: phasesSeen,
+  latencyMs: { p50: percentile(0.5), p99: percentile(0.99), max: Math.round(maxLatency) },
+  eventLoopDelayMs: {
+    p99: Math.round(loopDelay.percentile(99) / 1e6),
+    max: Math.round(loopDelay.max / 1e6),
+  },
   cache: stats.cache,
   bulkhead: stats.bulkhead,
   rateLimiter: stats.rateLimiter,
@@ -494,6 +522,14 @@ if (!flag('--json')) {
   line('downstream calls', String(fnCalls));
   line('faults injected', `${summary.faultsTotal} ${JSON.stringify(faults)}`);
   line('phases', JSON.stringify(phasesSeen));
+  line(
+    'latency (ms)',
+    `p50 ${summary.latencyMs.p50}, p99 ${summary.latencyMs.p99}, max ${summary.latencyMs.max} (bound ${shared.timeout.total + LATENCY_BOUND})`,
+  );
+  line(
+    'event-loop delay',
+    `p99 ${summary.eventLoopDelayMs.p99} ms, max ${summary.eventLoopDelayMs.max} ms`,
+  );
   line('cache', JSON.stringify(stats.cache));
   line('heap after GC (MB)', `${summary.heapMB.join(' → ')} (quarters)`);
   line(

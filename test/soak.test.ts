@@ -57,6 +57,7 @@ describe('soak (quick mode)', () => {
       noListenerLeft: true,
       pipelineIdle: true,
       outcomesAsExpected: true,
+      latencyBounded: true,
     });
     expect(code).toBe(0);
     expect(summary.ok).toBe(true);
