@@ -72,8 +72,11 @@ export interface SharedCircuit {
   close(): Promise<void>;
   /** Holds the fleet's circuit open until {@link SharedCircuit.close}, and tells every process. */
   isolate(): Promise<void>;
-  /** Takes the fleet's one half-open trial slot; `false` when another process holds it. */
-  tryTrial(): Promise<boolean>;
+  /**
+   * Takes the fleet's one half-open trial slot: 0 when granted, otherwise the ms before asking again
+   * makes sense (the circuit is still open, or another process holds the slot; `Infinity`: isolated).
+   */
+  tryTrial(): Promise<number>;
   /** The fleet's state now. */
   read(): Promise<FleetCircuitState>;
   /**

@@ -369,7 +369,8 @@ export class CircuitBreaker {
   /** @internal applies the fleet's state without telling the fleet again. */
   applyRemote(state: 'open' | 'closed' | 'isolated', retryAfter: number): void {
     const now = this.now();
-    this.transition(state, now, REMOTE);
+    // Open already (this process's own message coming back, say): only the wait is the fleet's.
+    if (state !== 'open' || this.currentState !== 'open') this.transition(state, now, REMOTE);
     if (state === 'open') this.openedAt = now - Math.max(0, this.halfOpenAfter - retryAfter);
   }
 

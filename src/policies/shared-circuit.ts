@@ -17,8 +17,6 @@ export const FLUSH_INTERVAL = 100;
 export const FLEET_COUNT_WINDOW = 10_000;
 /** Buckets of the fleet's window. */
 const BUCKETS = 10;
-/** After losing the race for the fleet's trial slot, ask again no sooner than this, in ms. */
-export const TRIAL_RECHECK = 1_000;
 
 /**
  * @internal The link between one process's {@link CircuitBreaker} and the fleet's circuit in a store.
@@ -136,7 +134,7 @@ export class CircuitLink {
     const local: CircuitState = b.state;
     if (fleet.state === 'open') {
       if (local === 'isolated' && !message) return;
-      if ((local === 'open' && this.fleetOpen) || (local === 'halfOpen' && this.trialHeld)) return;
+      if (local === 'halfOpen' && this.trialHeld) return;
       this.fleetOpen = true;
       this.trialHeld = false;
       b.applyRemote('open', fleet.retryAfter);
@@ -192,13 +190,14 @@ export class CircuitLink {
     return !this.asking && Date.now() >= this.nextTrialAt;
   }
 
-  /** Asks for the fleet's trial slot: true granted, false held elsewhere, undefined store trouble. */
+  /** Asks for the fleet's trial slot: true granted, false not now, undefined store trouble. */
   async askTrial(): Promise<boolean | undefined> {
     this.asking = true;
     try {
-      const granted = await guarded(this.health, () => this.shared.tryTrial());
-      if (granted === false) this.nextTrialAt = Date.now() + TRIAL_RECHECK;
-      return granted;
+      const wait = await guarded(this.health, () => this.shared.tryTrial());
+      if (wait === undefined) return undefined;
+      if (wait > 0) this.nextTrialAt = Date.now() + wait;
+      return wait === 0;
     } finally {
       this.asking = false;
     }

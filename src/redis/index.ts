@@ -184,8 +184,10 @@ export class RedisStore implements Store {
       isolate: async (): Promise<void> => {
         await this.run(SCRIPTS.isolate, [open, trial], [channel]);
       },
-      tryTrial: async (): Promise<boolean> =>
-        (await this.run(SCRIPTS.trial, [open, trial], [this.trialTimeout])) === 1,
+      tryTrial: async (): Promise<number> => {
+        const wait = (await this.run(SCRIPTS.trial, [open, trial], [this.trialTimeout])) as number;
+        return wait < 0 ? Infinity : wait;
+      },
       read: async (): Promise<FleetCircuitState> => {
         const [state, ttl] = (await this.run(SCRIPTS.read, [open], [])) as [string, number];
         return circuitState(state, ttl);

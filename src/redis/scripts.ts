@@ -93,11 +93,17 @@ redis.call('PUBLISH', ARGV[1], 'isolated')
 return 1
 `;
 
-/** Takes the one trial slot for ARGV[1] ms, unless the circuit is isolated or the slot is taken. */
+/**
+ * Takes the one trial slot for ARGV[1] ms. Returns 0 when granted, or the ms to wait before asking
+ * again: while the circuit is still open (its time left), or another process holds the slot (the
+ * slot's time left; its outcome usually arrives before). -1 when isolated.
+ */
 export const TRIAL = `
-if redis.call('GET', KEYS[1]) == 'isolated' then return 0 end
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return 1 end
-return 0
+local state = redis.call('GET', KEYS[1])
+if state == 'isolated' then return -1 end
+if state then return math.max(1, redis.call('PTTL', KEYS[1])) end
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+return math.max(1, redis.call('PTTL', KEYS[2]))
 `;
 
 /** The circuit's state and the ms its open key has left. */

@@ -139,12 +139,12 @@ export async function connect(port: number): Promise<Redis> {
 
 /** Resolves when `predicate` holds, polling every 10 ms; rejects after `timeout` ms. */
 export async function until(
-  predicate: () => boolean,
+  predicate: () => boolean | Promise<boolean>,
   timeout = 3_000,
   what = 'condition',
 ): Promise<void> {
   const end = Date.now() + timeout;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }

@@ -1,0 +1,186 @@
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cache, jsonSerializer, resilient, type ResilienceEvent } from '../../src/index.js';
+import { redisStore, type RedisStore } from '../../src/redis/index.js';
+import { connect, noRedis, RedisServer, sleep, until } from './server.js';
+
+describe.skipIf(noRedis)('cache with a Redis store', () => {
+  let server: RedisServer;
+  let client: Redis;
+  let store: RedisStore;
+  let n = 0;
+  const name = (): string => `cache-${++n}`;
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+    client = await connect(server.port);
+    store = redisStore(client, { commandTimeout: 200, recheckAfter: 100 });
+  });
+  afterAll(async () => {
+    client?.disconnect();
+    await server?.stop();
+  });
+
+  it('shares values between processes (caches with one name); keys are typed', async () => {
+    const shared = name();
+    let calls = 0;
+    const load = async (id: string | number): Promise<{ id: string | number; n: number }> => ({
+      id,
+      n: ++calls,
+    });
+    const a = resilient(load, { cache: { name: shared, store, ttl: 5_000 } });
+    const b = resilient(load, { cache: { name: shared, store, ttl: 5_000 } });
+    const events: ResilienceEvent[] = [];
+    b.on((e) => events.push(e));
+    expect(await a('1')).toEqual({ id: '1', n: 1 });
+    await sleep(20); // the write is fire-and-forget
+    expect(await b('1')).toEqual({ id: '1', n: 1 });
+    expect(await b(1)).toEqual({ id: 1, n: 2 }); // 1 and '1' are two keys
+    expect(events.map((e) => e.type)).toEqual(['cacheHit', 'cacheMiss']);
+    const ttl = await client.pttl(`bulwark:cache:{${shared}}:s:1`);
+    expect(ttl).toBeGreaterThan(4_000);
+    expect(b.stats().cache).toMatchObject({ hits: 1, misses: 1, size: 0 });
+    expect(b.describe().stages[1]).toMatchObject({ store: 'shared', serializer: 'json' });
+  });
+
+  it('single flight stays local: concurrent misses share one read and one call', async () => {
+    let calls = 0;
+    const fn = resilient(
+      async (id: string) => {
+        calls++;
+        await sleep(30);
+        return id;
+      },
+      { cache: { name: name(), store } },
+    );
+    const events: string[] = [];
+    fn.on((e) => events.push(e.type));
+    expect(await Promise.all([fn('x'), fn('x'), fn('x')])).toEqual(['x', 'x', 'x']);
+    expect(calls).toBe(1);
+    expect(events.filter((e) => e === 'cacheJoined')).toHaveLength(2);
+  });
+
+  it('expires after ttl; staleIfError serves a value another process stored', async () => {
+    const shared = name();
+    const a = resilient(async (id: string) => `v-${id}`, {
+      cache: { name: shared, store, ttl: 100, staleIfError: 2_000 },
+    });
+    let failing = true;
+    const b = resilient(
+      async (id: string) => {
+        if (failing) throw new Error('down');
+        return `fresh-${id}`;
+      },
+      { cache: { name: shared, store, ttl: 100, staleIfError: 2_000 } },
+    );
+    const events: ResilienceEvent[] = [];
+    b.on((e) => events.push(e));
+    await a('k');
+    await sleep(150);
+    await expect(b('k')).resolves.toBe('v-k');
+    const stale = events.find((e) => e.type === 'staleServed');
+    expect(stale).toMatchObject({ key: 'k' });
+    expect((stale as { age: number }).age).toBeGreaterThanOrEqual(100);
+    failing = false;
+    await expect(b('k')).resolves.toBe('fresh-k');
+    // Without staleIfError an expired value is gone from Redis.
+    const c = resilient(async (id: string) => id.length, {
+      cache: { name: name(), store, ttl: 50 },
+    });
+    await c('z');
+    await sleep(100);
+    expect(await client.keys(`bulwark:cache:{cache-${n}}:*`)).toEqual([]);
+  });
+
+  it('a value JSON cannot encode is a clear TypeError; a custom serializer can', async () => {
+    const bad = resilient(async (id: string) => ({ id, big: 1n }), {
+      cache: { name: name(), store },
+    });
+    await expect(bad('a')).rejects.toThrow(/the value\.big is a bigint.*cache\.serializer/);
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(() => jsonSerializer.encode(cyclic)).toThrow(/cycle/);
+    expect(() => jsonSerializer.encode(new Map())).toThrow(/Map/);
+    expect(() => jsonSerializer.encode(() => 1)).toThrow(/function/);
+    expect(() => jsonSerializer.encode(undefined)).toThrow(/undefined/);
+    expect(jsonSerializer.encode({ a: [1, 'x'], d: new Date(0), u: undefined })).toBe(
+      '{"a":[1,"x"],"d":"1970-01-01T00:00:00.000Z"}',
+    );
+    const bigints = {
+      encode: (v: unknown) => String(v),
+      decode: (s: string) => BigInt(s),
+    };
+    const shared = name();
+    const fn = resilient(async (id: string) => BigInt(id.length) * 10n, {
+      cache: { name: shared, store, serializer: bigints },
+    });
+    expect(await fn('a')).toBe(10n);
+    await sleep(20);
+    const other = resilient(async (id: string) => BigInt(id.length) * 0n, {
+      cache: { name: shared, store, serializer: bigints },
+    });
+    expect(await other('a')).toBe(10n);
+    // Something another serializer wrote reads as a miss.
+    await client.set(`bulwark:cache:{${shared}}:s:b`, 'not json');
+    const json = resilient(async (id: string) => 'fresh'.padEnd(5, id), {
+      cache: { name: shared, store },
+    });
+    expect(await json('b')).toBe('fresh');
+  });
+
+  it('validates: name, store, serializer; keys must be primitives a store can hold', async () => {
+    expect(() => cache({ store })).toThrow(/cache\.name/);
+    expect(() => cache({ serializer: jsonSerializer })).toThrow(/cache\.serializer.*store/);
+    expect(() => cache({ name: 'x', store, serializer: {} as never })).toThrow(/cache\.serializer/);
+    const fn = resilient(async (s: symbol) => String(s), { cache: { name: name(), store } });
+    await expect(fn(Symbol('x'))).rejects.toThrow(/needs a string, number/);
+    const all = resilient(async (k: unknown) => String(k), {
+      cache: { name: name(), store, key: (k: unknown) => k },
+    });
+    for (const key of [1n, true, null, undefined, 2])
+      await expect(all(key)).resolves.toBe(String(key));
+  });
+
+  it('clear() drops keys in the store, one or all', async () => {
+    const shared = name();
+    const users = cache({ name: shared, store });
+    const fn = resilient(async (id: string) => id, { cache: users });
+    await Promise.all([fn('a'), fn('b'), fn('c')]);
+    await sleep(20);
+    expect(await client.keys(`bulwark:cache:{${shared}}:*`)).toHaveLength(3);
+    users.clear('a');
+    await sleep(20);
+    expect(await client.keys(`bulwark:cache:{${shared}}:*`)).toHaveLength(2);
+    users.clear();
+    await until(async () => (await client.keys(`bulwark:cache:{${shared}}:*`)).length === 0);
+  });
+
+  it('while Redis is down every call runs fn (no cache), events fire, sharing resumes', async () => {
+    const local = await RedisServer.start();
+    const c = await connect(local.port);
+    const s = redisStore(c, { commandTimeout: 100, recheckAfter: 50 });
+    let calls = 0;
+    const fn = resilient(async (id: string) => `${id}-${++calls}`, {
+      cache: { name: name(), store: s },
+    });
+    const events: string[] = [];
+    fn.on((e) => events.push(e.type));
+    await fn('a');
+    await local.kill();
+    await until(() => c.status !== 'ready', 2_000, 'disconnect');
+    const start = Date.now();
+    expect(await fn('a')).toBe('a-2');
+    expect(await fn('a')).toBe('a-3');
+    expect(Date.now() - start).toBeLessThan(300);
+    expect(events.filter((e) => e === 'storeUnavailable')).toHaveLength(1);
+    await local.launch();
+    await until(() => c.status === 'ready', 5_000, 'reconnect');
+    await sleep(60);
+    await fn('b');
+    await sleep(20);
+    expect(events).toContain('storeRecovered');
+    expect(await fn('b')).toBe('b-4');
+    c.disconnect();
+    await local.stop();
+  });
+});
