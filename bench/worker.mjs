@@ -12,8 +12,33 @@ import { measureBytesPerCall } from './lib/alloc.mjs';
 import { CASE_BY_ID, TARGETS, VARIANTS } from './cases.mjs';
 
 const SETTINGS = {
-  quick: { runMs: 2, runs: 7, warmupRuns: 1, allocBatch: 10_000, allocBatchMs: 20, allocReps: 7 },
-  full: { runMs: 5, runs: 31, warmupRuns: 3, allocBatch: 10_000, allocBatchMs: 150, allocReps: 15 },
+  // --quick: shorter runs, no second calibration, smaller allocation batches, one bare baseline.
+  quick: {
+    runMs: 1.5,
+    runs: 5,
+    minRuns: 3,
+    variantMs: 60,
+    warmupRuns: 1,
+    recalibrate: false,
+    allocBatch: 5_000,
+    allocBatchMs: 15,
+    allocReps: 5,
+    allocWarmup: 10_000,
+    bareTwice: false,
+  },
+  full: {
+    runMs: 5,
+    runs: 31,
+    minRuns: 7,
+    variantMs: 1_000,
+    warmupRuns: 3,
+    recalibrate: true,
+    allocBatch: 10_000,
+    allocBatchMs: 150,
+    allocReps: 15,
+    allocWarmup: 30_000,
+    bareTwice: true,
+  },
 };
 
 function median(values) {
@@ -100,12 +125,22 @@ async function timeVariant(kase, variant, settings) {
     await subject.run(subject.n);
   }
   // Once more, now that the JIT has settled: the first estimate was made on colder code.
-  bare.n = await calibrate(bare, settings.runMs, bare.n);
-  subject.n = await calibrate(subject, settings.runMs, subject.n);
+  if (settings.recalibrate) {
+    bare.n = await calibrate(bare, settings.runMs, bare.n);
+    subject.n = await calibrate(subject, settings.runMs, subject.n);
+  }
+  // A very slow case (bottleneck: milliseconds per call, 100 calls a run when 100 are in flight) gets
+  // fewer runs, so that one variant takes at most about variantMs.
+  const pairMs =
+    (bare.n * (await bare.run(bare.n)) + subject.n * (await subject.run(subject.n))) / 1e6;
+  const runs = Math.max(
+    settings.minRuns,
+    Math.min(settings.runs, Math.floor(settings.variantMs / pairMs)),
+  );
   const bareNs = [];
   const caseNs = [];
   const ratios = [];
-  for (let r = 0; r < settings.runs; r++) {
+  for (let r = 0; r < runs; r++) {
     // Alternate which goes first, so a drift in machine speed does not favour either.
     let b;
     let c;
@@ -127,7 +162,7 @@ async function timeVariant(kase, variant, settings) {
     // The fastest run of each, for a reader who prefers best-of-N on a noisy machine.
     minNs: Math.min(...caseNs),
     minBareNs: Math.min(...bareNs),
-    runs: settings.runs,
+    runs,
     calls: subject.n,
   };
 }
@@ -144,7 +179,7 @@ async function allocCase(kase, settings) {
   const { call } = await kase.setup(fn);
   const rejects = kase.rejects === true;
   // The same batch size for the bare call and the case, so that one batch of the slower of the two
-  // takes about allocBatchMs; warm-up of about three batches' time (at most 30,000 calls).
+  // takes about allocBatchMs; warm-up of about three batches' time (at most allocWarmup calls).
   const ns = Math.max(await roughNs(fn, false), await roughNs(call, rejects));
   const batch = Math.max(
     20,
@@ -152,20 +187,20 @@ async function allocCase(kase, settings) {
   );
   const warmup = Math.max(
     batch,
-    Math.min(30_000, Math.round((3 * settings.allocBatchMs * 1e6) / ns)),
+    Math.min(settings.allocWarmup, Math.round((3 * settings.allocBatchMs * 1e6) / ns)),
   );
   const options = { batch, reps: settings.allocReps, warmup };
   // Bare before and after the case (after setup, so the library's lazy initialisation is not counted
   // against the bare call); the lower of the two is the baseline.
-  const bareBefore = await measureBytesPerCall(fn, options);
+  const bareBefore = settings.bareTwice ? await measureBytesPerCall(fn, options) : undefined;
   const measured = await measureBytesPerCall(call, { ...options, rejects });
   const bareAfter = await measureBytesPerCall(fn, options);
-  const bareBytes = Math.min(bareBefore.bytesPerCall, bareAfter.bytesPerCall);
+  const bareBytes = Math.min(bareBefore?.bytesPerCall ?? Infinity, bareAfter.bytesPerCall);
   return {
     bytes: measured.bytesPerCall,
     bareBytes,
     extraBytes: measured.bytesPerCall - bareBytes,
-    bareBefore: bareBefore.bytesPerCall,
+    bareBefore: bareBefore?.bytesPerCall,
     bareAfter: bareAfter.bytesPerCall,
     kept: measured.kept,
     reps: measured.reps,
