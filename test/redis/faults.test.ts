@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isResilienceError, resilient, type ResilienceEvent } from '../../src/index.js';
+import { redisStore } from '../../src/redis/index.js';
+import { connect, noRedis, RedisServer, sleep, until } from './server.js';
+
+/**
+ * Redis killed mid-run, made slow, and restarted, under steady traffic through a pipeline whose
+ * breaker, limiter and cache all share state in it: no call is lost or hangs past its own timeout.
+ */
+describe.skipIf(noRedis)('Redis trouble under traffic', () => {
+  let server: RedisServer;
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it('SIGKILL, DEBUG SLEEP and a restart: every call settles in time, events fire, sharing resumes', async () => {
+    const client = await connect(server.port);
+    const store = redisStore(client, { commandTimeout: 50, recheckAfter: 100 });
+    const fn = resilient(async (id: number) => id, {
+      timeout: 500,
+      circuitBreaker: { name: 'faults', store, failureRateThreshold: 1 },
+      rateLimiter: { name: 'faults', limit: 10_000, store },
+      cache: { name: 'faults', store, ttl: 1 },
+    });
+    const events: ResilienceEvent[] = [];
+    fn.on((e) => events.push(e));
+
+    let settled = 0;
+    let slowest = 0;
+    const failures: unknown[] = [];
+    let running = true;
+    const traffic = (async () => {
+      for (let i = 0; running; i++) {
+        const start = performance.now();
+        try {
+          expect(await fn(i % 50)).toBe(i % 50);
+        } catch (error) {
+          failures.push(error);
+        }
+        slowest = Math.max(slowest, performance.now() - start);
+        settled++;
+        await sleep(1);
+      }
+    })();
+    const calls = async (n: number): Promise<void> => {
+      const target = settled + n;
+      await until(() => settled >= target, 5_000, `${n} calls`);
+    };
+
+    await calls(50);
+    await server.kill();
+    await calls(50);
+    const stores = (type: string): string[] =>
+      events.filter((e) => e.type === type).map((e) => (e as { policy: string }).policy);
+    await until(() => stores('storeUnavailable').length >= 3, 3_000, 'unavailable events');
+    expect(new Set(stores('storeUnavailable'))).toEqual(
+      new Set(['circuitBreaker', 'rateLimiter', 'cache']),
+    );
+
+    await server.launch();
+    await until(() => client.status === 'ready', 5_000, 'reconnect');
+    await until(() => stores('storeRecovered').length >= 3, 5_000, 'recovered events');
+    await calls(50);
+    // Sharing resumed: the limiter's state and the breaker's window are written again.
+    await until(
+      async () => (await client.exists('bulwark:rl:{faults}')) === 1,
+      2_000,
+      'limiter key',
+    );
+    await until(
+      async () => (await client.keys('bulwark:cb:{faults}:b:*')).length > 0,
+      2_000,
+      'breaker window',
+    );
+
+    const other = await connect(server.port);
+    const sleeping = other.call('DEBUG', 'SLEEP', '0.5');
+    await calls(20);
+    await sleeping;
+    await calls(20);
+    running = false;
+    await traffic;
+    other.disconnect();
+    await store.close();
+    client.disconnect();
+
+    // Nothing lost: every call settled with its value, and none waited past its own timeout.
+    expect(failures).toEqual([]);
+    expect(slowest).toBeLessThan(500);
+    expect(events.some((e) => isResilienceError((e as { error?: unknown }).error))).toBe(false);
+  }, 30_000);
+});
