@@ -14,12 +14,28 @@ export type ResilienceErrorCode =
 export abstract class ResilienceError extends Error {
   abstract readonly code: ResilienceErrorCode;
   /** Marker read by {@link isResilienceError}; survives duplicate copies of the package. */
-  readonly [MARKER] = true;
+  declare readonly [MARKER]: true;
+  // The marker and each class's `name` live on the prototypes, as `TypeError.prototype.name` does: a
+  // rejection under load then defines no property but its own fields (building one is on the hot path).
+  static {
+    Object.defineProperty(this.prototype, MARKER, { value: true });
+  }
+}
+
+function named(type: { prototype: Error }, name: string): void {
+  Object.defineProperty(type.prototype, 'name', {
+    value: name,
+    writable: true,
+    configurable: true,
+  });
 }
 
 /** An attempt or the whole call ran past its time limit. */
 export class TimeoutError extends ResilienceError {
-  override readonly name = 'TimeoutError';
+  declare readonly name: 'TimeoutError';
+  static {
+    named(this, 'TimeoutError');
+  }
   readonly code = 'ERR_BULWARK_TIMEOUT';
   /** The limit that expired, in milliseconds. */
   readonly timeout: number;
@@ -34,7 +50,10 @@ export class TimeoutError extends ResilienceError {
 
 /** The circuit breaker is open (or its half-open trial slots are taken); `fn` was not called. */
 export class CircuitOpenError extends ResilienceError {
-  override readonly name = 'CircuitOpenError';
+  declare readonly name: 'CircuitOpenError';
+  static {
+    named(this, 'CircuitOpenError');
+  }
   readonly code = 'ERR_BULWARK_CIRCUIT_OPEN';
   /** Milliseconds until the breaker lets a trial call through (`Infinity` while isolated). */
   readonly retryAfter: number;
@@ -50,7 +69,10 @@ export class CircuitOpenError extends ResilienceError {
 
 /** The rate limiter had no token within the allowed wait; `fn` was not called. */
 export class RateLimitedError extends ResilienceError {
-  override readonly name = 'RateLimitedError';
+  declare readonly name: 'RateLimitedError';
+  static {
+    named(this, 'RateLimitedError');
+  }
   readonly code = 'ERR_BULWARK_RATE_LIMITED';
   /** Milliseconds until a token is free. */
   readonly retryAfter: number;
@@ -62,7 +84,10 @@ export class RateLimitedError extends ResilienceError {
 
 /** The bulkhead was full and its queue too (or the wait in its queue expired); `fn` was not called. */
 export class BulkheadRejectedError extends ResilienceError {
-  override readonly name = 'BulkheadRejectedError';
+  declare readonly name: 'BulkheadRejectedError';
+  static {
+    named(this, 'BulkheadRejectedError');
+  }
   readonly code = 'ERR_BULWARK_BULKHEAD_REJECTED';
   /** Why: no room in the queue, or `queueTimeout` expired while waiting. */
   readonly reason: 'full' | 'queueTimeout';

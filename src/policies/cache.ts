@@ -63,6 +63,10 @@ export interface CacheEntry {
   prev: CacheEntry | undefined;
   next: CacheEntry | undefined;
   linked: boolean;
+  // Age list: every entry, oldest first, for CLOCK eviction without iterating the Map (a Map used as
+  // delete-oldest-then-set leaves a hole per deletion that iteration walks over until it rehashes).
+  older: CacheEntry | undefined;
+  newer: CacheEntry | undefined;
 }
 
 /**
@@ -103,6 +107,8 @@ export class Cache {
   private readonly health: StoreHealth | undefined;
   private head: CacheEntry | undefined = undefined;
   private tail: CacheEntry | undefined = undefined;
+  private oldest: CacheEntry | undefined = undefined;
+  private newest: CacheEntry | undefined = undefined;
   private timer: TimerHandle = undefined;
   private readonly onTimer = (): void => this.expire();
 
@@ -254,12 +260,15 @@ export class Cache {
       prev: undefined,
       next: undefined,
       linked: false,
+      older: undefined,
+      newer: undefined,
     };
     const entries = this.entries;
     const old = entries.get(key);
-    if (old !== undefined) this.unlink(old);
+    if (old !== undefined) this.drop(old);
     else if (entries.size >= this.maxEntries) this.evictOne();
     entries.set(key, entry);
+    this.append(entry);
     return entry;
   }
 
@@ -282,10 +291,34 @@ export class Cache {
     if (this.timer === undefined) this.arm(entry.expires, now);
   }
 
-  /** @internal forgets an entry whose call failed and has no value to fall back on. */
+  /** @internal forgets an entry (its call failed with nothing to fall back on, or it is evicted). */
   drop(entry: CacheEntry): void {
-    if (this.entries.get(entry.key) === entry) this.entries.delete(entry.key);
+    if (this.entries.get(entry.key) !== entry) return;
+    this.entries.delete(entry.key);
     this.unlink(entry);
+    this.detach(entry);
+  }
+
+  /** Appends to the age list as the newest entry. */
+  private append(entry: CacheEntry): void {
+    entry.older = this.newest;
+    entry.newer = undefined;
+    if (this.newest === undefined) this.oldest = entry;
+    else this.newest.newer = entry;
+    this.newest = entry;
+  }
+
+  /** Removes from the age list. */
+  private detach(entry: CacheEntry): void {
+    const { older, newer } = entry;
+    if (older === undefined) {
+      if (this.oldest === entry) this.oldest = newer;
+    } else older.newer = newer;
+    if (newer === undefined) {
+      if (this.newest === entry) this.newest = older;
+    } else newer.older = older;
+    entry.older = undefined;
+    entry.newer = undefined;
   }
 
   private arm(at: number, now: number): void {
@@ -324,26 +357,19 @@ export class Cache {
   }
 
   private evictOne(): void {
-    // Oldest first; a touched entry is moved to the back once (second chance). Entries with a call in
-    // flight are kept while others can go: their callers still wait on them.
-    const entries = this.entries;
-    let scanned = 0;
-    const limit = entries.size * 2;
-    for (const [key, entry] of entries) {
-      if (++scanned > limit) break;
-      if (entry.flight !== undefined || entry.touched) {
-        entry.touched = false;
-        entries.delete(key);
-        entries.set(key, entry);
-        continue;
-      }
-      entries.delete(key);
-      this.unlink(entry);
-      return;
+    // CLOCK over the age list, oldest first: an entry touched since the last pass gets a second chance
+    // (moved to the newest end); an entry with a call in flight is kept while others can go (its
+    // callers still wait on it). Each step is O(1); a pass ends within two rounds of the list.
+    let limit = this.entries.size * 2;
+    for (let entry = this.oldest; entry !== undefined && limit > 0; entry = this.oldest, limit--) {
+      if (entry.flight === undefined && !entry.touched) return this.drop(entry);
+      entry.touched = false;
+      if (entry === this.newest) break;
+      this.detach(entry);
+      this.append(entry);
     }
     // Everything is in flight: evict the oldest anyway, its callers keep their promise.
-    const first = entries.values().next();
-    if (first.done !== true) this.drop(first.value);
+    if (this.oldest !== undefined) this.drop(this.oldest);
   }
 
   /** Drops one key, or everything. */
@@ -356,8 +382,12 @@ export class Cache {
       else void guarded(health, () => shared.delete(this.storeKey(key[0])));
     }
     if (key.length === 0) {
-      for (const entry of this.entries.values()) this.unlink(entry);
+      for (const entry of this.entries.values()) {
+        this.unlink(entry);
+        entry.older = entry.newer = undefined;
+      }
       this.entries.clear();
+      this.oldest = this.newest = undefined;
       return;
     }
     const entry = this.entries.get(key[0]);
