@@ -44,6 +44,7 @@ export class CircuitLink {
   private slow = 0;
   private timer: TimerHandle = undefined;
   private flushing = false;
+  private manualActions = 0;
   private readonly window: { readonly duration: number; readonly buckets: number };
   private readonly onTimer = (): void => {
     this.timer = undefined;
@@ -152,8 +153,10 @@ export class CircuitLink {
   }
 
   private async resync(): Promise<void> {
+    const manual = this.manualActions;
     const fleet = await guarded(this.health, () => this.shared.read());
-    if (fleet !== undefined) this.apply(fleet, false);
+    // A read that started before an isolate() or reset() of this process is stale.
+    if (fleet !== undefined && manual === this.manualActions) this.apply(fleet, false);
   }
 
   /** A local transition (not one applied from the fleet): tell the fleet what it must know. */
@@ -178,6 +181,7 @@ export class CircuitLink {
 
   /** `isolate()` or `reset()` by hand: acts fleet-wide. */
   manual(to: 'isolated' | 'closed'): void {
+    this.manualActions++;
     this.fleetOpen = false;
     this.trialHeld = false;
     void guarded(this.health, () =>

@@ -63,7 +63,7 @@ if (role === 'limit') {
     async () => {
       runs++;
       if (breaker.state === 'halfOpen') halfOpenRuns++;
-      await sleep(100);
+      await sleep(200);
       return 'ok';
     },
     { circuitBreaker: breaker },

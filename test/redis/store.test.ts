@@ -1,0 +1,215 @@
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  circuitBreaker,
+  isResilienceError,
+  rateLimiter,
+  resilient,
+  systemClock,
+} from '../../src/index.js';
+import { redisStore, StoreTimeoutError, type RedisStore } from '../../src/redis/index.js';
+import { connect, noRedis, RedisServer, sleep, until } from './server.js';
+
+describe.skipIf(noRedis)('redisStore', () => {
+  let server: RedisServer;
+  let client: Redis;
+  let store: RedisStore;
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+    client = await connect(server.port);
+    store = redisStore(client, { commandTimeout: 200 });
+  });
+  afterAll(async () => {
+    await store?.close();
+    client?.disconnect();
+    await server?.stop();
+  });
+
+  it('validates its client and options', () => {
+    expect(() => redisStore({} as never)).toThrow(/ioredis client/);
+    expect(() => redisStore(null as never)).toThrow(/ioredis client/);
+    expect(() =>
+      redisStore(client, { commandTimeout: 0, recheckAfter: -1, trialTimeout: Infinity }),
+    ).toThrow(/commandTimeout[\s\S]*recheckAfter[\s\S]*trialTimeout/);
+    expect(() => redisStore(client, { prefix: 1 as never })).toThrow(/prefix/);
+    expect(new StoreTimeoutError(5).message).toMatch(/5 ms/);
+  });
+
+  it('loads its scripts again after SCRIPT FLUSH (NOSCRIPT)', async () => {
+    const limiter = store.forRateLimiter('noscript');
+    const request = { limit: 10, interval: 1_000, burst: 10, maxWait: 0, count: 1 };
+    await expect(limiter.reserve(request)).resolves.toEqual({ granted: 1, wait: 0 });
+    await client.script('FLUSH');
+    await expect(limiter.reserve(request)).resolves.toEqual({ granted: 1, wait: 0 });
+  });
+
+  it('circuit primitives: open, trial, isolate, close, read', async () => {
+    const circuit = store.forCircuit('primitives');
+    await expect(circuit.read()).resolves.toEqual({ state: 'closed', retryAfter: 0 });
+    await expect(circuit.tryTrial()).resolves.toBe(0); // closed: granted (nobody asks then)
+    await expect(circuit.tryTrial()).resolves.toBeGreaterThan(0); // held
+    await expect(circuit.open(500, false)).resolves.toBe(false); // a trial runs: not without force
+    await expect(circuit.open(500, true)).resolves.toBe(true);
+    await expect(circuit.open(500, false)).resolves.toBe(false); // open already
+    const state = await circuit.read();
+    expect(state.state).toBe('open');
+    await expect(circuit.tryTrial()).resolves.toBeGreaterThan(0); // still open: wait
+    await circuit.isolate();
+    await expect(circuit.tryTrial()).resolves.toBe(Infinity);
+    await expect(circuit.open(500, true)).resolves.toBe(false);
+    await expect(circuit.read()).resolves.toEqual({ state: 'isolated', retryAfter: Infinity });
+    await circuit.close();
+    await expect(circuit.read()).resolves.toEqual({ state: 'closed', retryAfter: 0 });
+  });
+
+  it('subscriptions: unknown messages and channels are ignored; unsubscribe twice is harmless', async () => {
+    const circuit = store.forCircuit('messages');
+    const seen: string[] = [];
+    const off = circuit.subscribe(
+      (state) => seen.push(state.state),
+      () => undefined,
+    );
+    const off2 = circuit.subscribe(
+      () => undefined,
+      () => undefined,
+    );
+    await sleep(50);
+    await client.publish('bulwark:cb:{messages}', 'nonsense');
+    await client.publish('bulwark:cb:{messages}', 'open:x');
+    await client.publish('bulwark:cb:{messages}', 'open:100');
+    await client.publish('bulwark:cb:{messages}', 'isolated');
+    await until(() => seen.length === 2, 2_000, 'messages');
+    expect(seen).toEqual(['open', 'isolated']);
+    off();
+    off();
+    off2();
+    await redisStore(client).close(); // never subscribed: nothing to close
+  });
+
+  it('a cache with an infinite ttl stores without expiry', async () => {
+    const shared = store.forCache('forever');
+    await shared.set('k', '"v"', Infinity);
+    await expect(shared.get('k')).resolves.toEqual({ data: '"v"', remaining: Infinity });
+    await shared.delete('k');
+    await expect(shared.get('k')).resolves.toBeUndefined();
+  });
+
+  it('a time-window breaker shares its window over its own duration; slow calls count', async () => {
+    const make = () =>
+      circuitBreaker({
+        name: 'slow-window',
+        store,
+        window: { type: 'time', duration: 5_000 },
+        minimumCalls: 4,
+        slowCallDuration: 10,
+        slowCallRateThreshold: 0.5,
+        failureRateThreshold: 1,
+      });
+    const a = make();
+    const b = make();
+    const slow = resilient(
+      async () => {
+        await sleep(15);
+        return 1;
+      },
+      { circuitBreaker: a },
+    );
+    await Promise.all([slow(), slow()]);
+    const slowB = resilient(
+      async () => {
+        await sleep(15);
+        return 1;
+      },
+      { circuitBreaker: b },
+    );
+    await Promise.all([slowB(), slowB()]);
+    await until(() => a.state === 'open' && b.state === 'open', 2_000, 'slow calls open the fleet');
+  });
+
+  it('reads open but close only an isolated circuit; a limiter waits for its lease', async () => {
+    const a = circuitBreaker({ name: 'stale', store, minimumCalls: 1 });
+    await sleep(30);
+    a.isolate();
+    a.link!.apply({ state: 'open', retryAfter: 100 }, false);
+    expect(a.state).toBe('isolated');
+    // A read that finds no open key closes an isolated circuit (a reset it missed)...
+    a.link!.apply({ state: 'closed', retryAfter: 0 }, false);
+    expect(a.state).toBe('closed');
+    // ...but not an open one: its wait may just have ended, and a trial decides.
+    a.link!.apply({ state: 'open', retryAfter: 100 }, true);
+    a.link!.apply({ state: 'closed', retryAfter: 0 }, false);
+    expect(a.state).toBe('open');
+    a.link!.apply({ state: 'closed', retryAfter: 0 }, true); // a message does
+    expect(a.state).toBe('closed');
+
+    // burst 2, lease 2: the second lease is granted with a wait; its tokens serve waiters.
+    const limiter = rateLimiter({
+      name: 'lease-wait',
+      limit: 20,
+      burst: 2,
+      lease: 2,
+      maxWait: 500,
+      store,
+    });
+    const fn = resilient(async () => Date.now(), { rateLimiter: limiter });
+    const start = Date.now();
+    const times = await Promise.all([fn(), fn(), fn(), fn()]);
+    expect(Math.max(...times) - start).toBeGreaterThanOrEqual(80);
+    expect(limiter.stats().waited).toBeGreaterThan(0);
+  });
+
+  it('flushes in batches: a full batch goes at once, samples during a flush wait for it; a flush reads the fleet state', async () => {
+    const breaker = circuitBreaker({ name: 'batches', store, clock: systemClock });
+    await client.set('bulwark:cb:{batches}:open', 'open', 'PX', 5_000); // opened elsewhere, message missed
+    const fn = resilient(async () => 1, { circuitBreaker: breaker });
+    for (let i = 0; i < 49; i++) await fn(); // a timer is armed...
+    await fn(); // ...and cleared: 50 samples flush at once
+    await fn(); // during the flush
+    await until(() => breaker.state === 'open', 2_000, 'the fleet state read with a flush');
+    await sleep(150);
+    const keys = await client.keys('bulwark:cb:{batches}:b:*');
+    let calls = 0;
+    for (const key of keys) calls += Number(await client.hget(key, 'c'));
+    expect(calls).toBe(51);
+  });
+
+  it('a token taken but not used (bulkhead full) goes back to the lease', async () => {
+    const limiter = rateLimiter({ name: 'refund', limit: 100, lease: 5, store });
+    const fn = resilient(
+      async () => {
+        await sleep(20);
+        return 1;
+      },
+      { rateLimiter: limiter, bulkhead: 1 },
+    );
+    await fn();
+    const results = await Promise.allSettled([fn(), fn()]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
+    expect(limiter.stats().admitted).toBe(2);
+    const exact = rateLimiter({ name: 'refund-exact', limit: 100, store });
+    const gn = resilient(async () => 1, { rateLimiter: exact, bulkhead: 1 });
+    await Promise.allSettled([gn(), gn()]);
+    expect(exact.stats().admitted).toBeLessThanOrEqual(2);
+  });
+
+  it.each(['allow', 'reject'] as const)(
+    'onStoreError %s answers on the fast path until the next probe',
+    async (mode) => {
+      const local = await RedisServer.start();
+      const c = await connect(local.port);
+      const s = redisStore(c, { commandTimeout: 100, recheckAfter: 10_000 });
+      const limiter = rateLimiter({ name: 'fast', limit: 1, store: s, onStoreError: mode });
+      const fn = resilient(async () => 1, { rateLimiter: limiter });
+      await local.kill();
+      await until(() => c.status !== 'ready', 2_000, 'disconnect');
+      await fn().catch(() => undefined); // finds the store down
+      const results = await Promise.allSettled([fn(), fn(), fn()]);
+      for (const r of results) {
+        if (mode === 'allow') expect(r.status).toBe('fulfilled');
+        else expect(r.status === 'rejected' && isResilienceError(r.reason)).toBe(true);
+      }
+      c.disconnect();
+    },
+  );
+});
