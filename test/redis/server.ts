@@ -43,6 +43,12 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Servers still running: killed when the test process exits, even after a failed assertion. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 /** One redis-server process. */
 export class RedisServer {
   private child: ChildProcess | undefined = undefined;
@@ -78,6 +84,8 @@ export class RedisServer {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.child = child;
+    running.add(child);
+    child.once('exit', () => running.delete(child));
     await new Promise<void>((resolve, reject) => {
       let output = '';
       const timer = setTimeout(
@@ -119,6 +127,7 @@ export class RedisServer {
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill(signal);
     await exited;
+    running.delete(child);
   }
 }
 
