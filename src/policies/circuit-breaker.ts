@@ -137,6 +137,10 @@ export class CircuitBreaker {
   /** Changes on every transition: samples of an older generation are ignored. */
   private generation = 0;
   private openedAt = 0;
+  /** How long this opening lasts: `halfOpenAfter`, or longer when the failure said so (`retryAfter`). */
+  private openFor = 0;
+  /** The `retryAfter` hint of the failure being recorded, for the opening it may cause. */
+  private hint = 0;
   private trialsInFlight = 0;
   private trialSuccesses = 0;
   private consecutive = 0;
@@ -333,7 +337,7 @@ export class CircuitBreaker {
     const state = this.currentState;
     if (state === 'closed') return this.generation;
     if (state === 'open') {
-      if (now - this.openedAt < this.halfOpenAfter) return -1;
+      if (now - this.openedAt < this.openFor) return -1;
       // The fleet's circuit: one process across the fleet runs the trial (see enterShared).
       if (this.link?.fleetOpen === true) return this.link.mayAsk() ? ASK_STORE : -1;
       this.transition('halfOpen', now);
@@ -371,14 +375,20 @@ export class CircuitBreaker {
     const now = this.now();
     // Open already (this process's own message coming back, say): only the wait is the fleet's.
     if (state !== 'open' || this.currentState !== 'open') this.transition(state, now, REMOTE);
-    if (state === 'open') this.openedAt = now - Math.max(0, this.halfOpenAfter - retryAfter);
+    if (state === 'open') this.openUntil(now, retryAfter);
+  }
+
+  /** Open with `remaining` ms to wait from `now` (at least `halfOpenAfter` in all). */
+  private openUntil(now: number, remaining: number): void {
+    this.openFor = Math.max(this.halfOpenAfter, remaining);
+    this.openedAt = now - (this.openFor - remaining);
   }
 
   /** ms until a rejected call could be admitted (0 while half-open trials are busy). */
   retryAfter(now: number): number {
     if (this.currentState === 'isolated') return Infinity;
     if (this.currentState !== 'open') return 0;
-    return Math.max(0, this.openedAt + this.halfOpenAfter - now);
+    return Math.max(0, this.openedAt + this.openFor - now);
   }
 
   recordSuccess(permit: number, start: number): void {
@@ -411,7 +421,10 @@ export class CircuitBreaker {
     if (!failure) return this.release(permit);
     if (this.currentState === 'halfOpen') {
       this.trialsInFlight--;
-      return this.transition('open', this.now());
+      this.hint = hintOf(error);
+      this.transition('open', this.now());
+      this.hint = 0;
+      return;
     }
     let outcome = FAILURE;
     if (this.slowCallDuration !== Infinity && this.now() - start >= this.slowCallDuration)
@@ -419,7 +432,9 @@ export class CircuitBreaker {
     this.consecutive++;
     this.add(outcome, start);
     this.link?.sample(outcome);
+    this.hint = hintOf(error);
     this.check(start);
+    this.hint = 0;
   }
 
   /** Gives a permit back without a sample (a local rejection or a caller abort after admission). */
@@ -602,7 +617,10 @@ export class CircuitBreaker {
     this.generation++;
     this.trialsInFlight = 0;
     this.trialSuccesses = 0;
-    if (state === 'open') this.openedAt = now;
+    if (state === 'open') {
+      this.openedAt = now;
+      this.openFor = Math.max(this.halfOpenAfter, this.hint);
+    }
     if (state === 'closed') this.clearWindow();
     if (cause === LOCAL) this.link?.transitioned(from, state);
     const events = this.events;
@@ -613,7 +631,7 @@ export class CircuitBreaker {
         failureRate,
         slowCallRate,
         consecutiveFailures: consecutive,
-        retryAfter: this.halfOpenAfter,
+        retryAfter: this.openFor,
       });
     } else if (state === 'halfOpen') events.emit({ type: 'circuitHalfOpened' });
     else if (state === 'closed') events.emit({ type: 'circuitClosed' });
@@ -650,7 +668,7 @@ export class CircuitBreaker {
       // A half-open snapshot restarts as open with no wait left: the next call is a trial.
       const remaining = s.state === 'open' ? Math.max(0, s.retryAfter - elapsed) : 0;
       this.currentState = 'open';
-      this.openedAt = now - (this.halfOpenAfter - remaining);
+      this.openUntil(now, remaining);
     } else {
       this.currentState = s.state;
     }
@@ -693,4 +711,14 @@ function isSnapshot(value: unknown): value is CircuitBreakerSnapshot {
  */
 export function circuitBreaker(options: CircuitBreakerOptions = {}): CircuitBreaker {
   return new CircuitBreaker(options);
+}
+
+/**
+ * A failure's `retryAfter` hint in ms (an HTTP 429 or 503 with `Retry-After`, as `resilientFetch`
+ * raises): the circuit then stays open at least that long. 0 when there is none.
+ */
+function hintOf(error: unknown): number {
+  if (typeof error !== 'object' || error === null) return 0;
+  const hint = (error as { retryAfter?: unknown }).retryAfter;
+  return typeof hint === 'number' && hint > 0 && hint !== Infinity ? hint : 0;
 }

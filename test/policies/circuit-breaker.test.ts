@@ -410,6 +410,86 @@ describe('circuit breaker: open and half-open', () => {
   });
 });
 
+describe('circuit breaker: a failure that says when to come back (retryAfter)', () => {
+  /** A breaker that opens on one failure; the failure carries `retryAfter` ms (a 503's Retry-After). */
+  function hinted(retryAfter: number) {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({ consecutiveFailures: 1, halfOpenAfter: 100, clock });
+    let hint: number | undefined = retryAfter;
+    const fn = vi.fn(() =>
+      hint === undefined
+        ? Promise.resolve('ok')
+        : Promise.reject(Object.assign(new Error('503'), { retryAfter: hint })),
+    );
+    const call = resilient(fn, { clock, circuitBreaker: breaker });
+    const settle = (): Promise<unknown> =>
+      call().then(
+        (v) => v,
+        (e: unknown) => e,
+      );
+    return { clock, breaker, fn, settle, heal: () => (hint = undefined) };
+  }
+
+  it('stays open for the hint when it is longer than halfOpenAfter', async () => {
+    const { clock, breaker, fn, settle, heal } = hinted(500);
+    const events: ResilienceEvent[] = [];
+    breaker.on((event) => events.push(event));
+    await settle();
+    expect(breaker.state).toBe('open');
+    expect(events[0]).toMatchObject({ type: 'circuitOpened', retryAfter: 500 });
+    await clock.advance(100);
+    const early = await settle();
+    expect(early).toBeInstanceOf(CircuitOpenError);
+    expect((early as CircuitOpenError).retryAfter).toBe(400);
+    expect(fn).toHaveBeenCalledTimes(1);
+    await clock.advance(400);
+    heal();
+    await expect(settle()).resolves.toBe('ok');
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('keeps halfOpenAfter when the hint is shorter, and uses the hint of a failed trial', async () => {
+    const { clock, breaker, settle } = hinted(20);
+    await settle();
+    expect(breaker.stats().retryAfter).toBe(100);
+    await clock.advance(100);
+    // The trial fails with a hint of 20: still at least halfOpenAfter.
+    await settle();
+    expect(breaker.stats().retryAfter).toBe(100);
+    const longer = hinted(1_000);
+    await longer.settle();
+    await longer.clock.advance(1_000);
+    await longer.settle(); // the trial fails, asking for 1 s again
+    expect(longer.breaker.state).toBe('open');
+    expect(longer.breaker.stats().retryAfter).toBe(1_000);
+  });
+
+  it('carries a long opening through toJSON and initialState', async () => {
+    const { breaker, settle } = hinted(5_000);
+    await settle();
+    const snapshot = breaker.toJSON();
+    expect(snapshot.retryAfter).toBe(5_000);
+    const clock = new ManualClock();
+    const restored = circuitBreaker({ halfOpenAfter: 100, initialState: snapshot, clock });
+    expect(restored.state).toBe('open');
+    expect(restored.retryAfter(clock.now())).toBeGreaterThan(4_900);
+    expect(restored.tryEnter(clock.now() + 4_000)).toBe(-1);
+  });
+
+  it.each([
+    ['negative', -5],
+    ['NaN', Number.NaN],
+    ['Infinity', Infinity],
+    ['a string', '500'],
+  ])('ignores a hint that is %s', async (_label, value) => {
+    const { clock, breaker, settle } = hinted(value as number);
+    await settle();
+    expect(breaker.stats().retryAfter).toBe(100);
+    await clock.advance(100);
+    expect(breaker.tryEnter(clock.now())).toBeGreaterThanOrEqual(0);
+  });
+});
+
 describe('circuit breaker: isFailure', () => {
   it('counts only the errors isFailure accepts; the others are not samples', async () => {
     const clock = new ManualClock();
