@@ -2,6 +2,7 @@ import type { Emitter, RejectionReason } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Bulkhead, BulkheadWaiter } from '../policies/bulkhead.js';
 import { isPrimitiveKey, type Cache, type CacheEntry } from '../policies/cache.js';
+import type { RetryBudget } from '../policies/retry.js';
 import { ASK_STORE } from '../policies/circuit-breaker.js';
 import { Attempt } from './attempt.js';
 import { callWith, type AnyFunction } from './call.js';
@@ -205,6 +206,10 @@ export class Pipeline extends Stages {
   readonly signal: AbortSignal | undefined;
   /** True when the fast path must read the clock. */
   private readonly needsClock: boolean;
+  /** The retry budget, which counts every call. */
+  private readonly budget: RetryBudget | undefined;
+  /** True when a successful first attempt must be judged by `retryOnResult`. */
+  private readonly judgesResult: boolean;
   /** True when the breaker's samples need their start time (time window or slow calls). */
   private readonly breakerTimed: boolean;
   /** True when `fn`'s promise must be watched at all. */
@@ -231,6 +236,8 @@ export class Pipeline extends Stages {
     // count window (with `now` stuck at 0 it would stay open for ever).
     // A closed breaker with a count window needs no time; one that is not closed reads the clock
     // itself in `invoke` (an open circuit turns half-open after `halfOpenAfter`).
+    this.budget = this.retry?.budget;
+    this.judgesResult = this.retry?.retryOnResult !== undefined;
     this.breakerTimed =
       breaker !== undefined &&
       (breaker.windowType === 'time' || breaker.slowCallDuration !== Infinity);
@@ -344,11 +351,11 @@ export class Pipeline extends Stages {
   ): Promise<unknown> {
     if (signal !== undefined || this.signal !== undefined) {
       const now = this.clock.now();
-      this.retry?.budget?.recordCall(now);
+      this.budget?.recordCall(now);
       return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, signal);
     }
     let now = this.needsClock ? this.clock.now() : 0;
-    this.retry?.budget?.recordCall(now);
+    this.budget?.recordCall(now);
     let permit = 0;
     const breaker = this.breaker;
     if (breaker !== undefined) {
@@ -451,7 +458,7 @@ export class Pipeline extends Stages {
   fastOk(c: Call, value: unknown): unknown {
     this.breaker?.recordSuccess(c.permit, this.sampleTime(c));
     this.bulkhead?.release();
-    if (this.retry?.retryOnResult === undefined) {
+    if (!this.judgesResult) {
       releaseCall(c);
       return value;
     }
