@@ -418,15 +418,10 @@ export function instrument<T extends Observable>(target: T, options: InstrumentO
     throw new TypeError(`Expected \`instrument(target, options)\` to get an options object`);
   }
   const { meter, tracer, name, clock } = options;
-  if (
-    meter !== undefined &&
-    (typeof meter !== 'object' || typeof meter.createCounter !== 'function')
-  )
+  // `null` is checked too: `typeof null` is 'object', and reading a property of it would throw.
+  if (meter !== undefined && typeof (meter as Meter | null)?.createCounter !== 'function')
     problems.push('Expected `meter` to be an OpenTelemetry Meter');
-  if (
-    tracer !== undefined &&
-    (typeof tracer !== 'object' || typeof tracer.startSpan !== 'function')
-  )
+  if (tracer !== undefined && typeof (tracer as Tracer | null)?.startSpan !== 'function')
     problems.push('Expected `tracer` to be an OpenTelemetry Tracer');
   if (name !== undefined && (typeof name !== 'string' || name === ''))
     problems.push('Expected `name` to be a non-empty string');
