@@ -192,8 +192,8 @@ class Telemetry {
     this.unsubscribe = target.on((event) => this.onEvent(event));
   }
 
+  /** Called once, by {@link uninstrument} (which then forgets the target). */
   stop(): void {
-    if (!this.active) return;
     this.active = false;
     this.unsubscribe();
     this.meter.removeBatchObservableCallback(this.observe, [
@@ -455,9 +455,10 @@ export function instrument<T extends Observable>(target: T, options: InstrumentO
       const made = policy.apply(this, args);
       if (args.length === 1) return wrapCalls(made as Instrumentable, t, made as Observable);
       if (typeof made === 'function') return wrapCalls(made as AnyFunction, t, policy);
-      // Legacy decorator: a property descriptor whose `value` is the wrapped method.
+      // Legacy decorator: a property descriptor whose `value` is the wrapped method (the policy throws
+      // for anything else, accessors and fields included).
       const d = made as PropertyDescriptor;
-      if (typeof d.value === 'function') d.value = wrapCalls(d.value as AnyFunction, t, policy);
+      d.value = wrapCalls(d.value as AnyFunction, t, policy);
       return d;
     };
     Object.defineProperties(instrumented, {
