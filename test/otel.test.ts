@@ -1,4 +1,4 @@
-import { context, trace, type Attributes } from '@opentelemetry/api';
+import { context, metrics, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import {
   MeterProvider,
@@ -13,7 +13,7 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { resilient } from '../src/index.js';
+import { circuitBreaker, resilient, resilientFetch, retryBudget } from '../src/index.js';
 import { instrument, uninstrument } from '../src/otel/index.js';
 import { ManualClock } from './helpers/manual-clock.js';
 
@@ -398,5 +398,711 @@ describe('instrument: off costs nothing', () => {
         { meter: {} as never, name: '', colour: 1 } as never,
       ),
     ).toThrow(/`meter`[\s\S]*`name`[\s\S]*Unknown option `colour`/);
+  });
+});
+
+describe('instrument: every event kind', () => {
+  it('counts retries stopped by the retry budget', async () => {
+    const budget = retryBudget({ ratio: 0, minPerSecond: 0 });
+    const wrapped = instrument(
+      resilient(failing(9), { name: 'b', retry: { maxAttempts: 5, backoff: none, budget } }),
+      { meter: meter() },
+    );
+    await expect(wrapped(1)).rejects.toThrow('boom');
+    const metrics = await collect();
+    expect(
+      value(metrics, 'bulwark.retries.stopped', { 'bulwark.retry.stop_reason': 'budget' }),
+    ).toBe(1);
+    expect(value(metrics, 'bulwark.retries.stopped')).toBe(1);
+    expect(value(metrics, 'bulwark.attempts', { 'bulwark.attempt.retry': true })).toBe(0);
+  });
+
+  it('counts retries stopped by the deadline, and total timeouts', async () => {
+    const clock = new ManualClock();
+    const wrapped = instrument(
+      resilient(failing(9), {
+        name: 'd',
+        clock,
+        timeout: { total: 1_000 },
+        retry: { maxAttempts: 5, backoff: () => 5_000 },
+      }),
+      { meter: meter() },
+    );
+    await expect(wrapped(1)).rejects.toThrow('boom');
+    const hang = instrument(
+      resilient(() => new Promise(() => undefined), { name: 'h', clock, timeout: { total: 250 } }),
+      { meter: meter() },
+    );
+    const outcome = hang().catch((e: unknown) => e);
+    await clock.advance(250);
+    expect(await outcome).toMatchObject({ name: 'TimeoutError' });
+    const metrics = await collect();
+    expect(
+      value(metrics, 'bulwark.retries.stopped', {
+        'bulwark.name': 'd',
+        'bulwark.retry.stop_reason': 'deadline',
+      }),
+    ).toBe(1);
+    expect(
+      value(metrics, 'bulwark.timeouts', { 'bulwark.name': 'h', 'bulwark.timeout.scope': 'total' }),
+    ).toBe(1);
+    expect(value(metrics, 'bulwark.timeouts', { 'bulwark.timeout.scope': 'attempt' })).toBe(0);
+    expect(
+      value(metrics, 'bulwark.calls', { 'bulwark.name': 'h', 'error.type': 'TimeoutError' }),
+    ).toBe(1);
+  });
+
+  it('adds a timeout event to the span of the call whose retry timed out', async () => {
+    // A retry's attempt timer is armed in the call's context (the first attempt's deadline is not: see
+    // the report on the shared deadline queue), so real timers carry the span to the event.
+    let calls = 0;
+    const wrapped = instrument(
+      resilient(() => (++calls === 1 ? Promise.reject(new Error('boom')) : new Promise(() => {})), {
+        name: 'ta',
+        timeout: 5,
+        retry: { maxAttempts: 2, backoff: none },
+      }),
+      { meter: meter(), tracer },
+    );
+    await expect(wrapped()).rejects.toMatchObject({ name: 'TimeoutError', scope: 'attempt' });
+    const [span] = spans.getFinishedSpans();
+    expect(span!.events.map((e) => [e.name, e.attributes]).slice(0, 2)).toEqual([
+      ['bulwark.retry', { 'bulwark.attempt': 1, 'bulwark.retry.delay': 0, 'error.type': 'Error' }],
+      ['bulwark.timeout', { 'bulwark.timeout.scope': 'attempt', 'bulwark.timeout.limit': 0.005 }],
+    ]);
+    const metrics = await collect();
+    expect(value(metrics, 'bulwark.timeouts', { 'bulwark.timeout.scope': 'attempt' })).toBe(1);
+  });
+
+  it('counts retries on a result, whose span event has no error.type', async () => {
+    let calls = 0;
+    const wrapped = instrument(
+      resilient(async () => ++calls, {
+        name: 'res',
+        retry: { maxAttempts: 3, backoff: () => 20, retryOnResult: (r) => (r as number) < 2 },
+      }),
+      { meter: meter(), tracer },
+    );
+    expect(await wrapped()).toBe(2);
+    const metrics = await collect();
+    expect(value(metrics, 'bulwark.attempts', { 'bulwark.attempt.retry': true })).toBe(1);
+    expect(value(metrics, 'bulwark.calls', { 'bulwark.outcome': 'success' })).toBe(1);
+    const [span] = spans.getFinishedSpans();
+    expect(span!.events.map((e) => [e.name, e.attributes])).toEqual([
+      ['bulwark.retry', { 'bulwark.attempt': 1, 'bulwark.retry.delay': 0.02 }],
+    ]);
+  });
+
+  it('counts rejections by the rate limiter, with a span event', async () => {
+    const clock = new ManualClock();
+    const wrapped = instrument(
+      resilient(async () => 1, {
+        name: 'rl',
+        clock,
+        rateLimiter: { limit: 1, interval: 1_000, burst: 1, maxWait: 0 },
+      }),
+      { meter: meter(), tracer },
+    );
+    expect(await wrapped()).toBe(1);
+    await expect(wrapped()).rejects.toMatchObject({ name: 'RateLimitedError' });
+    const metrics = await collect();
+    expect(
+      value(metrics, 'bulwark.rejections', { 'bulwark.rejection.reason': 'rate_limited' }),
+    ).toBe(1);
+    expect(value(metrics, 'bulwark.rejections')).toBe(1);
+    expect(value(metrics, 'bulwark.rate_limiter.waits')).toBe(0);
+    expect(
+      value(metrics, 'bulwark.calls', {
+        'bulwark.outcome': 'failure',
+        'error.type': 'RateLimitedError',
+      }),
+    ).toBe(1);
+    const rejected = spans.getFinishedSpans()[1]!;
+    expect(rejected.events.map((e) => [e.name, e.attributes])).toContainEqual([
+      'bulwark.rejection',
+      { 'bulwark.rejection.reason': 'rate_limited' },
+    ]);
+  });
+
+  it('counts calls that waited too long in the bulkhead queue', async () => {
+    const clock = new ManualClock();
+    const releases: (() => void)[] = [];
+    const wrapped = instrument(
+      resilient(() => new Promise<void>((resolve) => releases.push(resolve)), {
+        name: 'q',
+        clock,
+        bulkhead: { maxConcurrent: 1, maxQueue: 1, queueTimeout: 100 },
+      }),
+      { meter: meter() },
+    );
+    const first = wrapped();
+    const second = wrapped().catch((e: unknown) => e);
+    let metrics = await collect();
+    expect(value(metrics, 'bulwark.bulkhead.queued', { 'bulwark.name': 'q' })).toBe(1);
+    await clock.advance(100);
+    expect(await second).toMatchObject({ name: 'BulkheadRejectedError' });
+    releases[0]!();
+    await first;
+    metrics = await collect();
+    expect(
+      value(metrics, 'bulwark.rejections', {
+        'bulwark.rejection.reason': 'bulkhead_queue_timeout',
+      }),
+    ).toBe(1);
+    expect(value(metrics, 'bulwark.rejections')).toBe(1);
+    expect(value(metrics, 'bulwark.bulkhead.queued')).toBe(0);
+  });
+
+  it('counts joined cache requests and stale values served', async () => {
+    const clock = new ManualClock();
+    let fail = false;
+    const releases: (() => void)[] = [];
+    const wrapped = instrument(
+      resilient(
+        (k: string) =>
+          fail
+            ? Promise.reject(new Error('down'))
+            : new Promise<string>((resolve) => releases.push(() => resolve(k.toUpperCase()))),
+        { name: 'c', clock, cache: { ttl: 100, staleIfError: 1_000 } },
+      ),
+      { meter: meter() },
+    );
+    const first = wrapped('a');
+    const second = wrapped('a'); // shares the call in flight
+    releases[0]!();
+    expect(await first).toBe('A');
+    expect(await second).toBe('A');
+    expect(releases).toHaveLength(1);
+    await clock.advance(200);
+    fail = true;
+    expect(await wrapped('a')).toBe('A'); // stale, the refresh failed
+    const metrics = await collect();
+    expect(value(metrics, 'bulwark.cache.requests', { 'bulwark.cache.result': 'joined' })).toBe(1);
+    expect(value(metrics, 'bulwark.cache.requests', { 'bulwark.cache.result': 'miss' })).toBe(2);
+    expect(value(metrics, 'bulwark.cache.requests', { 'bulwark.cache.result': 'hit' })).toBe(0);
+    expect(value(metrics, 'bulwark.cache.stale_served', { 'bulwark.name': 'c' })).toBe(1);
+    expect(value(metrics, 'bulwark.calls', { 'bulwark.outcome': 'success' })).toBe(3);
+  });
+
+  it('counts breaker transitions to every state and observes each state', async () => {
+    const breaker = circuitBreaker({ consecutiveFailures: 1, halfOpenAfter: 1_000 });
+    const wrapped = instrument(resilient(failing(1), { name: 'cb', circuitBreaker: breaker }), {
+      meter: meter(),
+    });
+    const state = async (): Promise<Record<string, number>> => {
+      const metrics = await collect();
+      const states = ['closed', 'open', 'half_open', 'isolated'];
+      return Object.fromEntries(
+        states.map((s) => [
+          s,
+          value(metrics, 'bulwark.circuit.state', {
+            'bulwark.name': 'cb',
+            'bulwark.circuit.state': s,
+          }),
+        ]),
+      );
+    };
+    expect(await state()).toEqual({ closed: 1, open: 0, half_open: 0, isolated: 0 });
+    breaker.isolate();
+    expect(await state()).toEqual({ closed: 0, open: 0, half_open: 0, isolated: 1 });
+    await expect(wrapped(1)).rejects.toMatchObject({ name: 'CircuitOpenError' });
+    breaker.reset();
+    expect(await state()).toEqual({ closed: 1, open: 0, half_open: 0, isolated: 0 });
+    await expect(wrapped(1)).rejects.toThrow('boom'); // opens
+    expect(await state()).toEqual({ closed: 0, open: 1, half_open: 0, isolated: 0 });
+    const metrics = await collect();
+    const transitions = (s: string) =>
+      value(metrics, 'bulwark.circuit.transitions', { 'bulwark.circuit.state': s });
+    expect([transitions('isolated'), transitions('closed'), transitions('open')]).toEqual([
+      1, 1, 1,
+    ]);
+    expect(transitions('half_open')).toBe(0);
+    expect(
+      value(metrics, 'bulwark.rejections', { 'bulwark.rejection.reason': 'circuit_open' }),
+    ).toBe(1);
+  });
+
+  it('records no circuit or bulkhead values for a pipeline without them', async () => {
+    const wrapped = instrument(
+      resilient(async () => 1, { name: 'plain' }),
+      { meter: meter() },
+    );
+    await wrapped();
+    const metrics = await collect();
+    const names = metrics.filter((m) => m.dataPoints.length > 0).map((m) => m.descriptor.name);
+    expect(names.sort()).toEqual(['bulwark.attempts', 'bulwark.call.duration', 'bulwark.calls']);
+  });
+
+  it('keeps collecting other metrics when stats() throws (a failing clock)', async () => {
+    let broken = false;
+    const clock = {
+      now: () => {
+        if (broken) throw new Error('clock');
+        return 0;
+      },
+      setTimer: (callback: () => void, ms: number) => setTimeout(callback, ms),
+      clearTimer: (handle: unknown) => clearTimeout(handle as NodeJS.Timeout),
+    };
+    const wrapped = instrument(
+      resilient(async () => 1, { name: 'sc', clock, circuitBreaker: {} }),
+      { meter: meter(), clock: { now: () => 0 } },
+    );
+    await wrapped();
+    broken = true;
+    const metrics = await collect(); // no errors
+    expect(value(metrics, 'bulwark.calls', { 'bulwark.name': 'sc' })).toBe(1);
+    expect(metrics.find((m) => m.descriptor.name === 'bulwark.circuit.state')).toBeUndefined();
+  });
+});
+
+describe('instrument: fallbacks', () => {
+  it('with a tracer, marks the span of a call answered by the fallback, with an event', async () => {
+    const wrapped = instrument(
+      resilient(
+        failing(1, () => new RangeError('out')),
+        { name: 'fb', fallback: -1 },
+      ),
+      { meter: meter(), tracer },
+    );
+    expect(await wrapped(1)).toBe(-1);
+    const [span] = spans.getFinishedSpans();
+    expect(span!.attributes).toMatchObject({ 'bulwark.outcome': 'fallback' });
+    expect(span!.attributes['error.type']).toBeUndefined();
+    expect(span!.status.code).toBe(SpanStatusCode.UNSET);
+    expect(span!.events.map((e) => [e.name, e.attributes])).toEqual([
+      ['bulwark.fallback', { 'error.type': 'RangeError' }],
+    ]);
+  });
+
+  it('does not mark an instrumented call for a fallback used by a call that bypassed it', async () => {
+    const original = resilient(failing(1), { name: 'fb', fallback: -1 });
+    const wrapped = instrument(original, { meter: meter() });
+    expect(await original(1)).toBe(-1); // not through the instrumented wrapper
+    expect(await wrapped(1)).toBe(2);
+    const metrics = await collect();
+    expect(value(metrics, 'bulwark.fallbacks')).toBe(1); // events count for the whole target
+    expect(value(metrics, 'bulwark.calls', { 'bulwark.outcome': 'success' })).toBe(1);
+    expect(value(metrics, 'bulwark.calls', { 'bulwark.outcome': 'fallback' })).toBe(0);
+  });
+
+  it('counts a call whose fallback threw as outcome fallback', async () => {
+    const wrapped = instrument(
+      resilient(failing(9), {
+        name: 'fbt',
+        fallback: () => {
+          throw new Error('fallback failed too');
+        },
+      }),
+      { meter: meter() },
+    );
+    await expect(wrapped(1)).rejects.toThrow('fallback failed too');
+    const metrics = await collect();
+    expect(value(metrics, 'bulwark.calls', { 'bulwark.outcome': 'fallback' })).toBe(1);
+    expect(value(metrics, 'bulwark.calls', { 'bulwark.outcome': 'failure' })).toBe(0);
+  });
+});
+
+describe('instrument: errors', () => {
+  it('records a non-Error rejection as error.type _OTHER, without an exception event', async () => {
+    const wrapped = instrument(
+      resilient(
+        failing(9, () => 'nope'),
+        { name: 'str' },
+      ),
+      { meter: meter(), tracer },
+    );
+    await expect(wrapped(1)).rejects.toBe('nope');
+    const metrics = await collect();
+    expect(
+      value(metrics, 'bulwark.calls', { 'bulwark.outcome': 'failure', 'error.type': '_OTHER' }),
+    ).toBe(1);
+    expect(histogram(metrics, 'bulwark.call.duration', { 'error.type': '_OTHER' }).count).toBe(1);
+    const [span] = spans.getFinishedSpans();
+    expect(span!.status).toEqual({ code: SpanStatusCode.ERROR, message: 'nope' });
+    expect(span!.attributes).toMatchObject({
+      'bulwark.outcome': 'failure',
+      'error.type': '_OTHER',
+    });
+    expect(span!.events).toEqual([]);
+  });
+
+  it('names an error without a name after its class, else Error', async () => {
+    class QuotaError extends Error {}
+    const Anonymous = [class extends Error {}][0]!;
+    const errors = [
+      Object.assign(new QuotaError('q'), { name: '' }),
+      Object.assign(new Anonymous('a'), { name: '' }),
+    ];
+    const wrapped = instrument(
+      resilient(async (i: number) => Promise.reject(errors[i]!), { name: 'n' }),
+      { meter: meter() },
+    );
+    await expect(wrapped(0)).rejects.toBe(errors[0]);
+    await expect(wrapped(1)).rejects.toBe(errors[1]);
+    const metrics = await collect();
+    expect(value(metrics, 'bulwark.calls', { 'error.type': 'QuotaError' })).toBe(1);
+    expect(value(metrics, 'bulwark.calls', { 'error.type': 'Error' })).toBe(1);
+  });
+
+  it('turns a synchronous throw of the target into a rejection, counted as a failure', async () => {
+    const http = instrument(
+      resilientFetch({
+        name: 'sync',
+        fetch: () => {
+          throw new TypeError('Invalid URL');
+        },
+      }),
+      { meter: meter(), tracer },
+    );
+    const result = http('not a url');
+    expect(result).toBeInstanceOf(Promise);
+    await expect(result).rejects.toThrow('Invalid URL');
+    const metrics = await collect();
+    expect(
+      value(metrics, 'bulwark.calls', {
+        'bulwark.name': 'sync',
+        'bulwark.outcome': 'failure',
+        'error.type': 'TypeError',
+      }),
+    ).toBe(1);
+    const [span] = spans.getFinishedSpans();
+    expect(span!.status.code).toBe(SpanStatusCode.ERROR);
+    expect(span!.events.map((e) => e.name)).toEqual(['exception']);
+  });
+});
+
+describe('instrument: resilientFetch', () => {
+  const respond = (...statuses: number[]) => {
+    const seen: string[] = [];
+    const fetch = async (input: string | URL | Request): Promise<Response> => {
+      seen.push(input instanceof Request ? input.url : input.toString());
+      return new Response(null, { status: statuses.shift() ?? 200 });
+    };
+    return { fetch, seen };
+  };
+
+  it('records calls, retries and a span per request, keeping describe() and on()', async () => {
+    const { fetch, seen } = respond(503, 200);
+    const raw = resilientFetch({ name: 'payments', fetch, retry: { backoff: none } });
+    const http = instrument(raw, { meter: meter(), tracer });
+    const events: string[] = [];
+    const off = http.on((event) => events.push(event.type));
+    const response = await http('https://pay.example/charge');
+    off();
+    expect(response.status).toBe(200);
+    expect(seen).toEqual(['https://pay.example/charge', 'https://pay.example/charge']);
+    expect(events).toEqual(['retryScheduled']);
+    expect(http.describe().fetch).toMatchObject({ fetch: 'custom' });
+    expect(http.describe().name).toBe('payments');
+    expect(http.stats()).toEqual(raw.stats());
+    expect(http.name).toBe('resilientFetch');
+    const metrics = await collect();
+    const attributes = { 'bulwark.name': 'payments' };
+    expect(value(metrics, 'bulwark.calls', { ...attributes, 'bulwark.outcome': 'success' })).toBe(
+      1,
+    );
+    expect(
+      value(metrics, 'bulwark.attempts', { ...attributes, 'bulwark.attempt.retry': true }),
+    ).toBe(1);
+    const [span] = spans.getFinishedSpans();
+    expect(span!.name).toBe('payments');
+    expect(span!.events.map((e) => [e.name, e.attributes])).toEqual([
+      [
+        'bulwark.retry',
+        { 'bulwark.attempt': 1, 'bulwark.retry.delay': 0, 'error.type': 'ResponseStatusError' },
+      ],
+    ]);
+  });
+
+  it('is named resilientFetch without a name', async () => {
+    const { fetch } = respond(200);
+    const http = instrument(resilientFetch({ fetch }), { meter: meter() });
+    await http('https://example.com/');
+    const metrics = await collect();
+    expect(value(metrics, 'bulwark.calls', { 'bulwark.name': 'resilientFetch' })).toBe(1);
+  });
+});
+
+describe('instrument: policies, more', () => {
+  it('counts events of functions the policy wrapped before, but not their calls', async () => {
+    const original = resilient({ name: 'p', retry: { backoff: none } });
+    const before = original(failing(1));
+    const policy = instrument(original, { meter: meter() });
+    const after = policy(failing(1));
+    expect(await before(1)).toBe(2);
+    let metrics = await collect();
+    expect(value(metrics, 'bulwark.calls')).toBe(0);
+    expect(value(metrics, 'bulwark.attempts', { 'bulwark.attempt.retry': true })).toBe(1);
+    expect(await after(1)).toBe(2);
+    metrics = await collect();
+    expect(value(metrics, 'bulwark.calls', { 'bulwark.name': 'p' })).toBe(1);
+    expect(value(metrics, 'bulwark.attempts', { 'bulwark.attempt.retry': true })).toBe(2);
+    expect(value(metrics, 'bulwark.attempts', { 'bulwark.attempt.retry': false })).toBe(1);
+  });
+
+  it('keeps name, length, this, describe, on and stats of the functions it wraps', async () => {
+    const policy = instrument(
+      resilient({ name: 'inv', bulkhead: { maxConcurrent: 1, maxQueue: 0 } }),
+      { meter: meter() },
+    );
+    const releases: (() => void)[] = [];
+    const target = {
+      factor: 3,
+      scale: policy(function scale(this: { factor: number }, x: number, y: number) {
+        return new Promise<number>((resolve) => releases.push(() => resolve(x * y * this.factor)));
+      }),
+    };
+    expect(target.scale.name).toBe('scale');
+    expect(target.scale.length).toBe(2);
+    expect(target.scale.describe().name).toBe('inv');
+    const fnEvents: string[] = [];
+    const policyEvents: string[] = [];
+    const offFn = target.scale.on((event) => fnEvents.push(event.type));
+    const offPolicy = policy.on((event) => policyEvents.push(event.type));
+    const running = target.scale(2, 5);
+    expect(target.scale.stats().bulkhead).toMatchObject({ inFlight: 1, queued: 0 });
+    expect(policy.stats().bulkhead).toMatchObject({ inFlight: 1, queued: 0 });
+    await expect(target.scale(1, 1)).rejects.toMatchObject({ name: 'BulkheadRejectedError' });
+    releases[0]!();
+    expect(await running).toBe(30);
+    offFn();
+    offPolicy();
+    expect(fnEvents).toEqual(['callRejected']);
+    expect(policyEvents).toEqual(['callRejected']);
+    expect(policy.describe().stages.find((s) => s.stage === 'bulkhead')?.enabled).toBe(true);
+    const metrics = await collect();
+    expect(value(metrics, 'bulwark.rejections', { 'bulwark.name': 'inv' })).toBe(1); // counted once
+    expect(value(metrics, 'bulwark.calls', { 'bulwark.name': 'inv' })).toBe(2);
+  });
+
+  it('records calls of execute, passing its signal on', async () => {
+    const policy = instrument(resilient({ name: 'ex' }), { meter: meter(), tracer });
+    const controller = new AbortController();
+    const pending = policy.execute(() => new Promise(() => undefined), {
+      signal: controller.signal,
+    });
+    controller.abort(new RangeError('stop'));
+    await expect(pending).rejects.toThrow('stop');
+    const metrics = await collect();
+    expect(
+      value(metrics, 'bulwark.calls', {
+        'bulwark.name': 'ex',
+        'bulwark.outcome': 'failure',
+        'error.type': 'RangeError',
+      }),
+    ).toBe(1);
+    expect(spans.getFinishedSpans().map((s) => s.name)).toEqual(['ex']);
+  });
+
+  it('instruments methods decorated the TC39 way, with a span per call', async () => {
+    const policy = instrument(resilient({ name: 'repo' }), { meter: meter(), tracer });
+    class Repo {
+      constructor(private readonly factor: number) {}
+      @policy
+      async load(x: number): Promise<number> {
+        if (x < 0) throw new RangeError('negative');
+        return x * this.factor;
+      }
+    }
+    const repo = new Repo(10);
+    expect(await repo.load(2)).toBe(20);
+    await expect(repo.load(-1)).rejects.toThrow('negative');
+    const metrics = await collect();
+    expect(value(metrics, 'bulwark.calls', { 'bulwark.outcome': 'success' })).toBe(1);
+    expect(value(metrics, 'bulwark.calls', { 'error.type': 'RangeError' })).toBe(1);
+    expect(spans.getFinishedSpans().map((s) => s.attributes['bulwark.outcome'])).toEqual([
+      'success',
+      'failure',
+    ]);
+  });
+
+  it('instruments methods decorated the legacy way (experimentalDecorators)', async () => {
+    const policy = instrument(resilient({ name: 'legacy', retry: { backoff: none } }), {
+      meter: meter(),
+    });
+    let calls = 0;
+    class Repo {
+      factor = 10;
+      async load(x: number): Promise<number> {
+        if (++calls === 1) throw new Error('flaky');
+        return x * this.factor;
+      }
+    }
+    // What TypeScript's __decorate does for `@policy` under experimentalDecorators.
+    const descriptor = Object.getOwnPropertyDescriptor(Repo.prototype, 'load')!;
+    const decorated = policy(Repo.prototype, 'load', descriptor);
+    Object.defineProperty(Repo.prototype, 'load', decorated);
+    expect(decorated.value).not.toBe(descriptor.value);
+    expect(await new Repo().load(2)).toBe(20);
+    const metrics = await collect();
+    expect(value(metrics, 'bulwark.calls', { 'bulwark.name': 'legacy' })).toBe(1);
+    expect(value(metrics, 'bulwark.attempts', { 'bulwark.attempt.retry': true })).toBe(1);
+    expect(() => policy(Repo.prototype, 'x', { get: () => 1 })).toThrow(TypeError);
+  });
+});
+
+describe('instrument: names and meters', () => {
+  it('names metrics after the option, else the pipeline, else the function, else anonymous', async () => {
+    const m = meter();
+    async function loadUser(): Promise<number> {
+      return 1;
+    }
+    await instrument(resilient(loadUser, { name: 'pipeline' }), { meter: m, name: 'option' })();
+    await instrument(resilient(loadUser, { name: 'pipeline' }), { meter: m })();
+    await instrument(resilient(loadUser), { meter: m })();
+    await instrument(
+      resilient(async () => 1),
+      { meter: m },
+    )();
+    const metrics = await collect();
+    for (const name of ['option', 'pipeline', 'loadUser', 'anonymous'])
+      expect(value(metrics, 'bulwark.calls', { 'bulwark.name': name })).toBe(1);
+    expect(value(metrics, 'bulwark.calls')).toBe(4);
+  });
+
+  it('without a meter, uses the global MeterProvider', async () => {
+    metrics.setGlobalMeterProvider(meterProvider);
+    try {
+      const wrapped = instrument(resilient(async () => 1, { name: 'global' }));
+      await wrapped();
+    } finally {
+      metrics.disable();
+    }
+    const collected = await collect();
+    expect(value(collected, 'bulwark.calls', { 'bulwark.name': 'global' })).toBe(1);
+    const scopes = (await reader.collect()).resourceMetrics.scopeMetrics.map((s) => s.scope.name);
+    expect(scopes).toEqual(['bulwark']);
+  });
+
+  it('with a tracer and without a meter, records spans and global metrics', async () => {
+    metrics.setGlobalMeterProvider(meterProvider);
+    try {
+      const wrapped = instrument(
+        resilient(async () => 1, { name: 'both' }),
+        { tracer },
+      );
+      await wrapped();
+    } finally {
+      metrics.disable();
+    }
+    expect(spans.getFinishedSpans().map((s) => s.name)).toEqual(['both']);
+    expect(value(await collect(), 'bulwark.calls', { 'bulwark.name': 'both' })).toBe(1);
+  });
+});
+
+describe('uninstrument', () => {
+  it('removes the listener and the observable callbacks: values stop changing', async () => {
+    const releases: (() => void)[] = [];
+    const original = resilient(() => new Promise<void>((resolve) => releases.push(resolve)), {
+      name: 'u',
+      bulkhead: { maxConcurrent: 1, maxQueue: 5 },
+      retry: { backoff: none },
+    });
+    const wrapped = instrument(original, { meter: meter(), tracer });
+    const first = wrapped();
+    let metrics = await collect();
+    expect(value(metrics, 'bulwark.bulkhead.in_flight')).toBe(1);
+    releases.shift()!();
+    await first;
+    metrics = await collect();
+    const before = {
+      calls: value(metrics, 'bulwark.calls'),
+      attempts: value(metrics, 'bulwark.attempts'),
+    };
+    expect(before).toEqual({ calls: 1, attempts: 1 });
+    expect(spans.getFinishedSpans()).toHaveLength(1);
+
+    expect(uninstrument(wrapped)).toBe(true);
+    const held = [wrapped(), wrapped(), original()]; // one runs, two queue
+    metrics = await collect();
+    expect({
+      calls: value(metrics, 'bulwark.calls'),
+      attempts: value(metrics, 'bulwark.attempts'),
+    }).toEqual(before);
+    // The pipeline has one call in flight and two queued; the gauges keep what they had before.
+    expect(original.stats().bulkhead).toMatchObject({ inFlight: 1, queued: 2 });
+    expect(value(metrics, 'bulwark.bulkhead.in_flight')).toBe(0);
+    expect(value(metrics, 'bulwark.bulkhead.queued')).toBe(0);
+    while (releases.length > 0) {
+      releases.shift()!();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(held);
+    expect(value(await collect(), 'bulwark.calls')).toBe(1);
+    expect(spans.getFinishedSpans()).toHaveLength(1);
+    expect(original.stats().bulkhead).toMatchObject({ inFlight: 0, queued: 0 });
+  });
+
+  it('stops the functions an instrumented policy wraps, and their events', async () => {
+    const policy = instrument(resilient({ name: 'pu', retry: { backoff: none } }), {
+      meter: meter(),
+    });
+    const fn = policy(failing(1));
+    expect(uninstrument(fn)).toBe(false); // only what instrument() returned
+    expect(uninstrument(policy)).toBe(true);
+    expect(await fn(1)).toBe(2);
+    expect(await policy.execute(() => 1)).toBe(1);
+    const metrics = await collect();
+    expect(value(metrics, 'bulwark.calls')).toBe(0);
+    expect(value(metrics, 'bulwark.attempts')).toBe(0);
+  });
+
+  it('returns false for anything instrument() did not return', () => {
+    expect(uninstrument({})).toBe(false);
+    expect(uninstrument(resilient(async () => 1))).toBe(false);
+  });
+});
+
+describe('instrument: invalid arguments', () => {
+  it('rejects a target that is not wrapped by bulwark', () => {
+    expect(() => instrument({} as never)).toThrow(
+      /resilient\(\), a resilientFetch\(\) or a policy/,
+    );
+    expect(() =>
+      instrument(Object.assign(() => 1, { on: () => () => undefined }) as never),
+    ).toThrow(TypeError);
+  });
+
+  it('rejects options that are not an object', () => {
+    const fn = resilient(async () => 1);
+    expect(() => instrument(fn, null as never)).toThrow(
+      new TypeError('Expected `instrument(target, options)` to get an options object'),
+    );
+    expect(() => instrument(fn, 'meter' as never)).toThrow(/options object/);
+  });
+
+  it('names each invalid option', () => {
+    const fn = resilient(async () => 1);
+    const invalid = (options: object) => () => instrument(fn, options as never);
+    expect(invalid({ meter: 'm' })).toThrow(/`meter` to be an OpenTelemetry Meter/);
+    expect(invalid({ tracer: {} })).toThrow(/`tracer` to be an OpenTelemetry Tracer/);
+    expect(invalid({ tracer: 'tracer' })).toThrow(/`tracer`/);
+    expect(invalid({ name: 42 })).toThrow(/`name` to be a non-empty string/);
+    expect(invalid({ clock: {} })).toThrow(/`clock` to have a now\(\) method/);
+    expect(invalid({ clock: null })).toThrow(/`clock`/);
+    expect(invalid({ meter: null, tracer: null })).toThrow(
+      new TypeError(
+        'Invalid instrument options:\n' +
+          '  - Expected `meter` to be an OpenTelemetry Meter\n' +
+          '  - Expected `tracer` to be an OpenTelemetry Tracer',
+      ),
+    );
+  });
+
+  it('leaves nothing behind when the options are invalid', async () => {
+    const original = resilient(failing(1), { name: 'bad', retry: { backoff: none } });
+    expect(() => instrument(original, { meter: meter(), tracer: null as never })).toThrow(
+      /`tracer`/,
+    );
+    expect(await original(1)).toBe(2);
+    expect(await collect()).toEqual([]);
+    const wrapped = instrument(original, {
+      meter: meter(),
+      tracer,
+      name: 'ok',
+      clock: performance,
+    });
+    expect(await wrapped(1)).toBe(2);
+    expect(value(await collect(), 'bulwark.calls', { 'bulwark.name': 'ok' })).toBe(1);
   });
 });
