@@ -51,6 +51,12 @@ class Call implements DeadlineEntry {
   readonly onError = (error: unknown): unknown => this.p!.fastError(this, error);
   readonly onTimedOk = (value: unknown): void => this.p!.timedOk(this, value);
   readonly onTimedError = (error: unknown): void => this.p!.timedError(this, error);
+  /** A timer of this call's own, used instead of the shared deadline queue while someone listens. */
+  timer: unknown = undefined;
+  readonly onExpired = (): void => {
+    this.timer = undefined;
+    this.p!.expired(this);
+  };
 }
 
 function acquireCall(): Call {
@@ -440,7 +446,13 @@ export class Pipeline extends Stages {
     c.reject = capturedReject;
     capturedResolve = capturedReject = undefined;
     c.deadline = now + this.firstTimeout;
-    deadlines.push(c);
+    if (this.listening()) {
+      // A listener (OpenTelemetry, say) reads the async context of the events it gets: the timeout
+      // event must fire in this call's context, not in that of the call that armed the shared timer.
+      c.timer = this.clock.setTimer(c.onExpired, this.firstTimeout, true);
+    } else {
+      deadlines.push(c);
+    }
     // The handlers never throw, so the promise this `then` returns never rejects.
     void promise.then(c.onTimedOk, c.onTimedError);
     return outer;
@@ -482,7 +494,7 @@ export class Pipeline extends Stages {
   timedOk(c: Call, value: unknown): void {
     this.bulkhead?.release();
     if (c.timedOut) return releaseCall(c);
-    this.deadlines?.remove(c);
+    this.stopTimer(c);
     this.breaker?.recordSuccess(c.permit, this.sampleTime(c));
     this.settleOuter(c, false, value);
     releaseCall(c);
@@ -492,7 +504,7 @@ export class Pipeline extends Stages {
   timedError(c: Call, error: unknown): void {
     this.bulkhead?.release();
     if (c.timedOut) return releaseCall(c);
-    this.deadlines?.remove(c);
+    this.stopTimer(c);
     this.breaker?.recordFailure(c.permit, this.sampleTime(c), error);
     this.settleOuter(c, true, error);
     releaseCall(c);
@@ -568,8 +580,15 @@ export class Pipeline extends Stages {
     throw value;
   }
 
+  private stopTimer(c: Call): void {
+    if (c.timer === undefined) return this.deadlines?.remove(c);
+    this.clock.clearTimer(c.timer);
+    c.timer = undefined;
+  }
+
   /** The first attempt ran out of time; `fn` still runs and keeps its bulkhead slot until it settles. */
-  private expired(c: Call): void {
+  /** @internal */
+  expired(c: Call): void {
     c.timedOut = true;
     const error = this.timeoutError(this.firstTimeout, this.firstScope);
     c.attempt?.abort(error);
