@@ -7,17 +7,10 @@ import {
   type ResilientFunction,
 } from '../src/index.js';
 import { ManualClock } from './helpers/manual-clock.js';
+import { deferred } from './helpers/promises.js';
 
 // TC39 standard decorators (TypeScript 5's default): this file is compiled without
 // experimentalDecorators; test/legacy/decorator.test.ts covers the NestJS style.
-
-function deferred<T = unknown>() {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((res) => {
-    resolve = res;
-  });
-  return { promise, resolve };
-}
 
 describe('@resilient(options) as a standard decorator', () => {
   it('wraps an async method, forwarding `this` and the arguments on every attempt', async () => {

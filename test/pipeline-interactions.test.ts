@@ -14,21 +14,9 @@ import {
 } from '../src/index.js';
 import { Emitter } from '../src/events.js';
 import { flush, ManualClock } from './helpers/manual-clock.js';
+import { deferred, type Deferred } from './helpers/promises.js';
 
 const boom = new Error('boom');
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-}
-
-function deferred<T = string>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
 
 const settle = (promise: Promise<unknown>): Promise<unknown> =>
   promise.then(
@@ -82,7 +70,7 @@ describe('breaker × limiter × bulkhead', () => {
     const breaker = circuitBreaker({ clock, consecutiveFailures: 1 });
     const limiter = rateLimiter({ clock, limit: 10 });
     const pool = bulkhead(1);
-    const hold = deferred();
+    const hold = deferred<string>();
     const call = resilient((p: Promise<string>) => p, {
       clock,
       circuitBreaker: breaker,
@@ -119,7 +107,7 @@ describe('breaker × limiter × bulkhead', () => {
     const clock = new ManualClock();
     const breaker = circuitBreaker({ clock, consecutiveFailures: 1, halfOpenAfter: 1_000 });
     const pool = bulkhead(1);
-    const hold = deferred();
+    const hold = deferred<string>();
     const other = resilient((p: Promise<string>) => p, { clock, bulkhead: pool });
     const call = resilient((p: Promise<string>) => p, {
       clock,
@@ -141,7 +129,7 @@ describe('breaker × limiter × bulkhead', () => {
     const clock = new ManualClock();
     const breaker = circuitBreaker({ clock, consecutiveFailures: 1, halfOpenAfter: 1_000 });
     const pool = bulkhead({ maxConcurrent: 1, maxQueue: 1, queueTimeout: 50 });
-    const hold = deferred();
+    const hold = deferred<string>();
     const other = resilient((p: Promise<string>) => p, { clock, bulkhead: pool });
     const call = resilient((p: Promise<string>) => p, {
       clock,
@@ -210,7 +198,7 @@ describe('fallback catches every rejection', () => {
       maxQueue: name.includes('queueTimeout') ? 1 : 0,
       queueTimeout: 10,
     });
-    const hold = deferred();
+    const hold = deferred<string>();
     const seen: unknown[] = [];
     const fallback = vi.fn((error: unknown, ...args: unknown[]) => {
       seen.push(error);
@@ -290,7 +278,7 @@ describe('sharing', () => {
       rateLimiter: { limit: 2 },
       bulkhead: 1,
     });
-    const hold = deferred();
+    const hold = deferred<string>();
     const f = policy((p: Promise<string>) => p);
     const g = policy((p: Promise<string>) => p);
     const running = f(hold.promise);
@@ -354,7 +342,7 @@ describe('rejections without stack traces', () => {
     const breaker = circuitBreaker({ clock });
     breaker.isolate();
     const limiter = rateLimiter({ clock, limit: 1 });
-    const hold = deferred();
+    const hold = deferred<string>();
     const errors: unknown[] = [];
     const quiet = { clock, stackTraces: false };
     errors.push(await settle(resilient(() => 1, { ...quiet, circuitBreaker: breaker })()));
@@ -437,7 +425,7 @@ describe('events', () => {
     const listen = (e: ResilienceEvent) => {
       if (e.type === 'callRejected') reasons.push(e.reason);
     };
-    const hold = deferred();
+    const hold = deferred<string>();
     const open = resilient(() => 1, { clock, circuitBreaker: { halfOpenAfter: 10 } });
     open.on(listen);
     open.stats(); // (no effect)
@@ -581,7 +569,7 @@ describe('the whole stack together', () => {
     const holds: Deferred<string>[] = [];
     const call = resilient(
       () => {
-        const d = deferred();
+        const d = deferred<string>();
         holds.push(d);
         return d.promise;
       },

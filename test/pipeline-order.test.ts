@@ -11,41 +11,11 @@ import {
   type ResilienceEvent,
 } from '../src/index.js';
 import { ManualClock } from './helpers/manual-clock.js';
+import { deferred, track } from './helpers/promises.js';
 
 // The fixed order, outermost first:
 //   fallback → cache → [total deadline] → retry → breaker → limiter → bulkhead → attempt timeout → fn
 // Each test below pins one boundary of that order by an outcome that only that order gives.
-
-function track<T>(promise: Promise<T>): {
-  status: 'pending' | 'fulfilled' | 'rejected';
-  value: T | undefined;
-  reason: unknown;
-} {
-  const state = {
-    status: 'pending' as 'pending' | 'fulfilled' | 'rejected',
-    value: undefined as T | undefined,
-    reason: undefined as unknown,
-  };
-  promise.then(
-    (value) => {
-      state.status = 'fulfilled';
-      state.value = value;
-    },
-    (reason: unknown) => {
-      state.status = 'rejected';
-      state.reason = reason;
-    },
-  );
-  return state;
-}
-
-function deferred<T = unknown>() {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((res) => {
-    resolve = res;
-  });
-  return { promise, resolve };
-}
 
 const never = () => new Promise<never>(() => {});
 

@@ -7,17 +7,10 @@ import {
   type ResilientFunction,
 } from '../../src/index.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { deferred } from '../helpers/promises.js';
 
 // Legacy `experimentalDecorators` (NestJS style: `(prototype, key, descriptor)`). vitest.config.ts
 // compiles files under test/legacy/ that way, and test/legacy/tsconfig.json type-checks them so.
-
-function deferred<T = unknown>() {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((res) => {
-    resolve = res;
-  });
-  return { promise, resolve };
-}
 
 describe('@resilient(options) as a legacy (experimentalDecorators) decorator', () => {
   it('is really called the legacy way, with (prototype, key, descriptor)', () => {

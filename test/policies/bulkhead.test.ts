@@ -12,22 +12,7 @@ import {
   type ResilienceEvent,
 } from '../../src/index.js';
 import { flush, ManualClock } from '../helpers/manual-clock.js';
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-  reject: (error: unknown) => void;
-}
-
-function deferred<T = string>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  let reject!: (error: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+import { deferred, type Deferred } from '../helpers/promises.js';
 
 /** A bulkhead around a function whose calls each wait on a deferred the test settles. */
 function setup(options: number | BulkheadOptions, clock = new ManualClock()) {
@@ -36,7 +21,7 @@ function setup(options: number | BulkheadOptions, clock = new ManualClock()) {
   const started: string[] = [];
   const fn = vi.fn((name: string) => {
     started.push(name);
-    const d = deferred();
+    const d = deferred<string>();
     calls.set(name, d);
     return d.promise;
   });
@@ -196,7 +181,7 @@ describe('bulkhead: queue', () => {
   it('a total deadline shorter than queueTimeout ends the wait with a TimeoutError', async () => {
     const clock = new ManualClock();
     const pool = bulkhead({ maxConcurrent: 1, maxQueue: 1, queueTimeout: 1_000 });
-    const hold = deferred();
+    const hold = deferred<string>();
     const call = resilient((p: Promise<string>) => p, {
       clock,
       bulkhead: pool,
@@ -217,7 +202,7 @@ describe('bulkhead: queue', () => {
     const clock = new ManualClock();
     const pool = bulkhead({ maxConcurrent: 1, maxQueue: 5 });
     const policy = resilient({ clock, bulkhead: pool });
-    const hold = deferred();
+    const hold = deferred<string>();
     const started: string[] = [];
     const task = (name: string) => () => {
       started.push(name);
@@ -245,7 +230,7 @@ describe('bulkhead: queue', () => {
     const clock = new ManualClock();
     const pool = bulkhead({ maxConcurrent: 1, maxQueue: 5 });
     const policy = resilient({ clock, bulkhead: pool });
-    const hold = deferred();
+    const hold = deferred<string>();
     const first = policy.execute(() => hold.promise);
     const controller = new AbortController();
     const task = vi.fn(() => 'second');
@@ -267,7 +252,7 @@ describe('bulkhead: the slot follows fn, not its caller', () => {
   it('after a TimeoutError the slot stays taken until fn really settles (first attempt)', async () => {
     const clock = new ManualClock();
     const pool = bulkhead(1);
-    const hold = deferred();
+    const hold = deferred<string>();
     const call = resilient((p: Promise<string>) => p, { clock, bulkhead: pool, timeout: 100 });
     const slow = call(hold.promise).catch((e: unknown) => e);
     await clock.advance(100);
@@ -285,7 +270,7 @@ describe('bulkhead: the slot follows fn, not its caller', () => {
   it('the same holds for a timed-out attempt that fails later, and on the slow path (retries)', async () => {
     const clock = new ManualClock();
     const pool = bulkhead({ maxConcurrent: 2 });
-    const holds = [deferred(), deferred()];
+    const holds = [deferred<string>(), deferred<string>()];
     let n = 0;
     const call = resilient(() => holds[n++]!.promise, {
       clock,
@@ -332,7 +317,7 @@ describe('bulkhead: the slot follows fn, not its caller', () => {
   it('a full bulkhead is not retried by default', async () => {
     const clock = new ManualClock();
     const pool = bulkhead(1);
-    const hold = deferred();
+    const hold = deferred<string>();
     const fn = vi.fn((p: Promise<string>) => p);
     const call = resilient(fn, { clock, bulkhead: pool, retry: { maxAttempts: 5 } });
     void call(hold.promise);

@@ -10,29 +10,7 @@ import {
   type ResilienceEvent,
 } from '../../src/index.js';
 import { ManualClock } from '../helpers/manual-clock.js';
-
-function track<T>(promise: Promise<T>): {
-  status: 'pending' | 'fulfilled' | 'rejected';
-  value: T | undefined;
-  reason: unknown;
-} {
-  const state = {
-    status: 'pending' as 'pending' | 'fulfilled' | 'rejected',
-    value: undefined as T | undefined,
-    reason: undefined as unknown,
-  };
-  promise.then(
-    (value) => {
-      state.status = 'fulfilled';
-      state.value = value;
-    },
-    (reason: unknown) => {
-      state.status = 'rejected';
-      state.reason = reason;
-    },
-  );
-  return state;
-}
+import { track } from '../helpers/promises.js';
 
 const never = () => new Promise<never>(() => {});
 

@@ -9,40 +9,7 @@ import {
 } from '../../src/index.js';
 import { Attempt } from '../../src/core/attempt.js';
 import { ManualClock } from '../helpers/manual-clock.js';
-
-function track<T>(promise: Promise<T>): {
-  status: 'pending' | 'fulfilled' | 'rejected';
-  value: T | undefined;
-  reason: unknown;
-} {
-  const state = {
-    status: 'pending' as 'pending' | 'fulfilled' | 'rejected',
-    value: undefined as T | undefined,
-    reason: undefined as unknown,
-  };
-  promise.then(
-    (value) => {
-      state.status = 'fulfilled';
-      state.value = value;
-    },
-    (reason: unknown) => {
-      state.status = 'rejected';
-      state.reason = reason;
-    },
-  );
-  return state;
-}
-
-/** A promise the test settles by hand. */
-function deferred<T = unknown>() {
-  let resolve!: (value: T) => void;
-  let reject!: (reason: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+import { deferred, track } from '../helpers/promises.js';
 
 const never = () => new Promise<never>(() => {});
 
