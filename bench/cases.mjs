@@ -56,6 +56,11 @@ export const CATEGORIES = [
     target: { ratio: 2, extraBytes: 120 },
   },
   { id: 'allSeven', title: 'All seven (cache on the miss path)', target: { ratio: 4 } },
+  {
+    id: 'telemetry',
+    title:
+      'OpenTelemetry on: all but timeout, instrument() with the SDK (see the rows above for off)',
+  },
   { id: 'rejectCircuitOpen', title: 'Rejection: open circuit', target: { ns: 1000 } },
   { id: 'rejectBulkheadFull', title: 'Rejection: full bulkhead', target: { ns: 1000 } },
   { id: 'rejectRateLimited', title: 'Rejection: rate limited', target: { ns: 1000 } },
@@ -100,6 +105,50 @@ function bulwarkCase(id, category, label, options, extra = {}) {
       }
       if (extra.hit) await wrapped(1);
       return { call: extra.hit ? () => wrapped(1) : wrapped };
+    },
+  };
+}
+
+/**
+ * All stages but timeout, instrumented by bulwark/otel with the OpenTelemetry SDK: a MeterProvider
+ * whose reader is never collected during the run (measurements are recorded, not exported), and with
+ * `tracing`, a BasicTracerProvider with no span processor (a span per call is made and ended). The
+ * otel module is imported from the repository's dist/ so that `@opentelemetry/api` resolves.
+ */
+function telemetryCase(id, label, tracing) {
+  return {
+    id: `bulwark:${id}`,
+    lib: 'bulwark',
+    category: 'telemetry',
+    label,
+    async setup(fn) {
+      const { resilient } = await bulwark();
+      const { instrument } = await import(new URL('../dist/otel/index.js', import.meta.url).href);
+      const {
+        MeterProvider,
+        InMemoryMetricExporter,
+        PeriodicExportingMetricReader,
+        AggregationTemporality,
+      } = await import('@opentelemetry/sdk-metrics');
+      const reader = new PeriodicExportingMetricReader({
+        exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE),
+        exportIntervalMillis: 3_600_000,
+      });
+      const meter = new MeterProvider({ readers: [reader] }).getMeter('bench');
+      let tracer;
+      if (tracing) {
+        const { BasicTracerProvider } = await import('@opentelemetry/sdk-trace-base');
+        tracer = new BasicTracerProvider().getTracer('bench');
+      }
+      const wrapped = resilient(fn, {
+        retry: true,
+        circuitBreaker: {},
+        rateLimiter: { limit: HUGE_LIMIT, interval: 1_000 },
+        bulkhead: WIDE,
+        fallback: 0,
+      });
+      const instrumented = instrument(wrapped, tracing ? { meter, tracer } : { meter });
+      return { call: instrumented };
     },
   };
 }
@@ -514,6 +563,14 @@ export const CASES = [
       return { call: () => circuit.execute(key++) };
     },
   },
+
+  // OpenTelemetry on
+  telemetryCase('otel-metrics', 'all but timeout + instrument({ meter })', false),
+  telemetryCase(
+    'otel-traces',
+    'all but timeout + instrument({ meter, tracer }): a span per call',
+    true,
+  ),
 
   // Rejections
   {

@@ -203,9 +203,22 @@ class Telemetry {
     ]);
   }
 
-  private with(extra: Attributes): Attributes {
-    return { ...this.attributes, ...extra };
+  /**
+   * The target's attributes plus `extra`: one frozen object per distinct combination, since a call
+   * records the same few again and again (bounded: error types are the user's and many).
+   */
+  private with(extra: Record<string, string | boolean>): Attributes {
+    let key = '';
+    for (const name in extra) key += `${name}\u0000${String(extra[name])}\u0000`;
+    let attributes = this.memo.get(key);
+    if (attributes === undefined) {
+      attributes = Object.freeze({ ...this.attributes, ...extra });
+      if (this.memo.size < 256) this.memo.set(key, attributes);
+    }
+    return attributes;
   }
+
+  private readonly memo = new Map<string, Attributes>();
 
   private observeStats(result: BatchObservableResult): void {
     let stats: PipelineStats;
