@@ -228,3 +228,48 @@ export function targetsTerminal(rows, { color = false } = {}) {
     out.push(`  ${h.name} takes ${fmtRatio(h.times)} the time of bulwark's all seven stages`);
   return out.join('\n');
 }
+
+/**
+ * The summary the top-level README shows: per category, bulwark's row against the bare call and
+ * against the best peer, for each results file (one per Node major), sequential calls of the async
+ * target and of the `setImmediate` target.
+ */
+export function summaryMarkdown(resultsList) {
+  const versions = resultsList.map((r) => `Node ${r.machine.nodeMajor}`);
+  const head = [
+    '| stage (sequential calls) | ' +
+      versions
+        .map((v) => `${v}: × bare | ${v}: bytes extra | ${v}: best peer (× bare)`)
+        .join(' | ') +
+      ' | setImmediate target, × bare |',
+    `| :-- | ${versions.map(() => '--: | --: | :--').join(' | ')} | --: |`,
+  ];
+  const lines = [...head];
+  const first = resultsList[0];
+  for (const g of groups(first.rows)) {
+    if (g.category.id === 'reference') continue;
+    const cells = [];
+    let immediate = '';
+    for (const results of resultsList) {
+      const rows = results.rows.filter((r) => r.category === g.category.id);
+      const ours = rows.filter((r) => r.lib === 'bulwark');
+      const peers = rows.filter((r) => r.lib !== 'bulwark' && r.time?.seq?.ratio);
+      const best = peers.sort((a, b) => a.time.seq.ratio - b.time.seq.ratio)[0];
+      const time = ours.map((r) => fmtRatio(r.time?.seq?.ratio)).join(' / ');
+      const bytes = ours.map((r) => fmtExtra(r.alloc?.extraBytes)).join(' / ');
+      const ns = g.category.target?.ns !== undefined;
+      cells.push(
+        ns ? ours.map((r) => fmtNs(r.time?.seq?.ns)).join(' / ') : time,
+        bytes,
+        best === undefined
+          ? '—'
+          : `${best.lib} ${ns ? fmtNs(best.time.seq.ns) : fmtRatio(best.time.seq.ratio)}`,
+      );
+      if (results === first) {
+        immediate = ours.map((r) => fmtRatio(r.time?.seqImmediate?.ratio)).join(' / ');
+      }
+    }
+    lines.push(`| ${g.category.title} | ${cells.join(' | ')} | ${immediate} |`);
+  }
+  return lines.join('\n');
+}
