@@ -401,6 +401,51 @@ describe('instrument: off costs nothing', () => {
   });
 });
 
+describe('instrument: counts between collections', () => {
+  it('adds calls and first attempts counted between two collections, and on uninstrument', async () => {
+    const wrapped = instrument(
+      resilient(async () => 1, { name: 'between' }),
+      { meter: meter() },
+    );
+    await wrapped();
+    await wrapped();
+    expect(value(await collect(), 'bulwark.calls', { 'bulwark.name': 'between' })).toBe(2);
+    await wrapped();
+    // Cumulative: counted once each, however many collections.
+    expect(value(await collect(), 'bulwark.calls', { 'bulwark.name': 'between' })).toBe(3);
+    expect(
+      value(await collect(), 'bulwark.attempts', {
+        'bulwark.name': 'between',
+        'bulwark.attempt.retry': false,
+      }),
+    ).toBe(3);
+    await wrapped();
+    uninstrument(wrapped);
+    expect(value(await collect(), 'bulwark.calls', { 'bulwark.name': 'between' })).toBe(4);
+  });
+
+  it('keeps every failure with many error types and no collection in between', async () => {
+    let n = 0;
+    const wrapped = instrument(
+      resilient(
+        async () => {
+          const error = new Error('x');
+          error.name = `Error${n++}`;
+          throw error;
+        },
+        { name: 'types' },
+      ),
+      { meter: meter() },
+    );
+    for (let i = 0; i < 1_400; i++) await wrapped().catch(() => undefined);
+    const metrics = await collect();
+    expect(value(metrics, 'bulwark.calls', { 'bulwark.name': 'types' })).toBe(1_400);
+    expect(
+      value(metrics, 'bulwark.calls', { 'bulwark.name': 'types', 'error.type': 'Error1399' }),
+    ).toBe(1);
+  });
+});
+
 describe('instrument: every event kind', () => {
   it('counts retries stopped by the retry budget', async () => {
     const budget = retryBudget({ ratio: 0, minPerSecond: 0 });
