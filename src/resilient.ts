@@ -166,6 +166,8 @@ function makePolicy(resolved: ResolvedOptions): Policy<unknown> {
     return executor.execute(task, signal);
   };
   Object.defineProperties(policy, {
+    // The policy's own name (OpenTelemetry's `bulwark.name` falls back to it), not a variable's.
+    name: { value: resolved.name ?? 'policy', configurable: true },
     execute: { value: execute },
     describe: { value: () => describePipeline(resolved, undefined, 'async') },
     on: {

@@ -626,3 +626,10 @@ describe('stats()', () => {
     expect(resilient({ retry: true }).stats()).toEqual({});
   });
 });
+
+describe('policy names', () => {
+  it('a policy is named after its `name` option', () => {
+    expect(resilient({ name: 'inventory' }).name).toBe('inventory');
+    expect(resilient({}).name).toBe('policy');
+  });
+});
