@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const script = fileURLToPath(new URL('../demo/run.mjs', import.meta.url));
+const script = fileURLToPath(new URL('../examples/demo/run.mjs', import.meta.url));
 
 function run(): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -30,7 +30,7 @@ function runQuickSoak(): Promise<{ code: number | null; stdout: string; stderr: 
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['--expose-gc', 'soak/run.mjs', '--quick'],
+      ['--expose-gc', 'test/soak/run.mjs', '--quick'],
       { cwd: root, timeout: 90_000, maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CircuitOpenError, circuitBreaker, resilient } from '../../src/index.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
-// Regressions found by the soak test (soak/run.mjs).
+// Regressions found by the soak test (test/soak/run.mjs).
 
 describe('execute in a policy that also caches', () => {
   // `execute` skips the cache stage (no arguments to key on), so its pipeline must apply the fallback

@@ -1,6 +1,6 @@
 // A runtime-agnostic behaviour suite for the BUILT package: plain assertions (node:assert, which Bun
 // also provides), no test framework, real timers with short durations. esm.mjs and cjs.cjs run it
-// against the two entry points; scripts/test-matrix.mjs runs those on Node 20, 22, 24 and Bun.
+// against the two entry points; test/matrix/run.mjs runs those on Node 20, 22, 24 and Bun.
 import assert from 'node:assert/strict';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const cache = process.env.BULWARK_RUNTIMES ?? join(tmpdir(), 'bulwark-runtimes');
 const target = `${process.platform}-${process.arch}`;
 const SUITES = ['test/matrix/esm.mjs', 'test/matrix/cjs.cjs'];

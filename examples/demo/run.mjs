@@ -18,13 +18,13 @@ const TTY = process.stdout.isTTY === true && process.env.DEMO_PLAIN !== '1';
 
 // ---- the package, built -------------------------------------------------------------------------
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-if (!existsSync(new URL('../dist/index.js', import.meta.url))) {
+const root = fileURLToPath(new URL('../..', import.meta.url));
+if (!existsSync(new URL('../../dist/index.js', import.meta.url))) {
   console.log('dist/ is missing: running `npm run build` first');
   const build = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
   if (build.status !== 0) process.exit(build.status ?? 1);
 }
-const { backoff, resilient } = await import('../dist/index.js');
+const { backoff, resilient } = await import('../../dist/index.js');
 
 // ---- deterministic randomness: both clients send the same calls ----------------------------------
 

@@ -1,6 +1,6 @@
 // Lists the surviving (and uncovered) mutants of the last `npm run mutation` from its JSON report.
 //
-//   node scripts/mutation-survivors.mjs [reports/mutation/mutation.json]
+//   node test/mutation/survivors.mjs [reports/mutation/mutation.json]
 import { readFileSync } from 'node:fs';
 
 const file = process.argv[2] ?? 'reports/mutation/mutation.json';

@@ -1,8 +1,8 @@
 // Soak test: a million calls through the full pipeline of the BUILT package, with a seeded mix of
 // failures, slow calls, timeouts, caller aborts and concurrency bursts, on the real system clock.
 //
-//   node --expose-gc soak/run.mjs            1,000,000 calls (npm run soak)
-//   node --expose-gc soak/run.mjs --quick    50,000 calls (npm run soak:quick, CI)
+//   node --expose-gc test/soak/run.mjs       1,000,000 calls (npm run soak)
+//   node --expose-gc test/soak/run.mjs --quick 50,000 calls (npm run soak:quick, CI)
 //   options: --calls N  --seed S  --json (print only the summary line)
 //
 // It asserts that every call settles exactly once and the outcome counts add up to the calls made, that
@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
 // ------------------------------------------------------------------------------------------------
 // Arguments and limits

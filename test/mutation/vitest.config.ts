@@ -1,5 +1,5 @@
 import { defineConfig, mergeConfig } from 'vitest/config';
-import base from './vitest.config.js';
+import base from '../../vitest.config.js';
 
 /**
  * The unit and property tests that exercise src/ directly, for Stryker (`npm run mutation`). Left out:
