@@ -1,3 +1,4 @@
+import type { Problems } from './core/validate.js';
 import type { Emitter } from './events.js';
 
 /**
@@ -194,4 +195,26 @@ export async function guarded<T>(
     health.failed(error);
     return undefined;
   }
+}
+
+/**
+ * @internal Validates a policy's `store` option and the `name` it then requires: two processes share a
+ * policy's state through its name. Returns the store when it is one.
+ */
+export function storeOption(
+  problems: Problems,
+  path: string,
+  store: unknown,
+  name: unknown,
+  what: string,
+): Store | undefined {
+  if (store === undefined) return undefined;
+  if (!isStore(store)) {
+    problems.add(`${path}.store`, store, 'a Store (redisStore(client) from bulwark/redis)');
+    return undefined;
+  }
+  if (typeof name !== 'string' || name === '') {
+    problems.add(`${path}.name`, name, `a non-empty string: a ${what} with a store needs a name`);
+  }
+  return store;
 }

@@ -3,7 +3,7 @@ import { Problems } from '../core/validate.js';
 import { Emitter, type Listener, type Unsubscribe } from '../events.js';
 import {
   guarded,
-  isStore,
+  storeOption,
   StoreHealth,
   type Serializer,
   type SharedCache,
@@ -156,10 +156,7 @@ export class Cache {
     if (o.name !== undefined && typeof o.name !== 'string')
       problems.add(`${path}.name`, o.name, 'a string');
     const store = o.store;
-    if (store !== undefined && !isStore(store))
-      problems.add(`${path}.store`, store, 'a Store (redisStore(client) from bulwark/redis)');
-    if (isStore(store) && (typeof o.name !== 'string' || o.name === ''))
-      problems.add(`${path}.name`, o.name, 'a non-empty string: a cache with a store needs a name');
+    const sharedIn = storeOption(problems, path, store, o.name, 'cache');
     const serializer = o.serializer;
     if (serializer !== undefined && !isSerializer(serializer))
       problems.add(`${path}.serializer`, serializer, 'a Serializer { encode, decode }');
@@ -169,9 +166,9 @@ export class Cache {
     this.clock = isClock(o.clock) ? o.clock : undefined;
     this.name = typeof o.name === 'string' ? o.name : undefined;
     this.serializer = isSerializer(serializer) ? serializer : jsonSerializer;
-    if (isStore(store)) {
-      this.shared = store.forCache(this.name!);
-      this.health = new StoreHealth(store, this.events, 'cache', this.name!);
+    if (sharedIn !== undefined) {
+      this.shared = sharedIn.forCache(this.name!);
+      this.health = new StoreHealth(sharedIn, this.events, 'cache', this.name!);
     } else {
       this.shared = undefined;
       this.health = undefined;

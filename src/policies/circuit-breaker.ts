@@ -2,7 +2,7 @@ import { systemClock, type Clock } from '../clock.js';
 import { isLocalRejection } from '../errors.js';
 import { Emitter, type Listener, type Unsubscribe } from '../events.js';
 import { Problems } from '../core/validate.js';
-import { isStore, type Store } from '../store.js';
+import { storeOption, type Store } from '../store.js';
 import { CircuitLink } from './shared-circuit.js';
 
 /** The breaker's state. `isolated` is open by hand until {@link CircuitBreaker.reset}. */
@@ -275,15 +275,7 @@ export class CircuitBreaker {
     if (initial !== undefined && !isSnapshot(initial)) {
       problems.add(`${path}.initialState`, initial, 'a snapshot from circuitBreaker.toJSON()');
     }
-    const store = o.store;
-    if (store !== undefined && !isStore(store))
-      problems.add(`${path}.store`, store, 'a Store (redisStore(client) from bulwark/redis)');
-    if (isStore(store) && (typeof o.name !== 'string' || o.name === ''))
-      problems.add(
-        `${path}.name`,
-        o.name,
-        'a non-empty string: a breaker with a store needs a name',
-      );
+    const store = storeOption(problems, path, o.store, o.name, 'breaker');
     problems.throwIfAny(path === 'circuitBreaker' ? 'Invalid circuitBreaker options' : undefined);
 
     this.outcomes = new Uint8Array(windowType === 'count' ? size : 0);
@@ -296,7 +288,7 @@ export class CircuitBreaker {
       if (this.clock === undefined) this.pendingSnapshot = initial;
       else this.restore(initial);
     }
-    this.link = isStore(store) ? new CircuitLink(this, store, this.name!) : undefined;
+    this.link = store === undefined ? undefined : new CircuitLink(this, store, this.name!);
   }
 
   private pendingSnapshot: CircuitBreakerSnapshot | undefined = undefined;

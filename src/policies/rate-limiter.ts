@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import { Problems } from '../core/validate.js';
 import { Emitter, type Listener, type Unsubscribe } from '../events.js';
-import { isStore, StoreHealth, type SharedRateLimiter, type Store } from '../store.js';
+import { StoreHealth, storeOption, type SharedRateLimiter, type Store } from '../store.js';
 import { isClock } from './circuit-breaker.js';
 
 /** Options of the rate limiter (GCRA: exact, one number of state, no timer). */
@@ -121,14 +121,7 @@ export class RateLimiter {
     if (o.name !== undefined && typeof o.name !== 'string')
       problems.add(`${path}.name`, o.name, 'a string');
     const store = o.store;
-    if (store !== undefined && !isStore(store))
-      problems.add(`${path}.store`, store, 'a Store (redisStore(client) from bulwark/redis)');
-    if (isStore(store) && (typeof o.name !== 'string' || o.name === ''))
-      problems.add(
-        `${path}.name`,
-        o.name,
-        'a non-empty string: a limiter with a store needs a name',
-      );
+    const sharedIn = storeOption(problems, path, store, o.name, 'limiter');
     this.lease = problems.number(`${path}.lease`, o.lease, RATE_LIMITER_DEFAULTS.lease, {
       min: 1,
       integer: true,
@@ -148,9 +141,9 @@ export class RateLimiter {
     problems.throwIfAny(path === 'rateLimiter' ? 'Invalid rateLimiter options' : undefined);
     this.clock = isClock(o.clock) ? o.clock : undefined;
     this.name = typeof o.name === 'string' ? o.name : undefined;
-    if (isStore(store)) {
-      this.shared = store.forRateLimiter(this.name!);
-      this.health = new StoreHealth(store, this.events, 'rateLimiter', this.name!);
+    if (sharedIn !== undefined) {
+      this.shared = sharedIn.forRateLimiter(this.name!);
+      this.health = new StoreHealth(sharedIn, this.events, 'rateLimiter', this.name!);
     } else {
       this.shared = undefined;
       this.health = undefined;
