@@ -141,6 +141,8 @@ export class StoreHealth {
     private readonly events: Emitter,
     private readonly policy: StorePolicy,
     private readonly name: string,
+    /** The policy's clock (ms): when to probe an unavailable store again is a policy's time too. */
+    private readonly now: () => number,
   ) {
     const recheck = store.recheckAfter;
     this.recheckAfter = typeof recheck === 'number' && recheck >= 0 ? recheck : RECHECK_AFTER;
@@ -149,7 +151,7 @@ export class StoreHealth {
   /** Whether to ask the store now: always while available, then one probe per `recheckAfter`. */
   usable(): boolean {
     if (this.available) return true;
-    const now = Date.now();
+    const now = this.now();
     if (now < this.retryAt) return false;
     this.retryAt = now + this.recheckAfter;
     return true;
@@ -157,11 +159,11 @@ export class StoreHealth {
 
   /** Whether a probe of an unavailable store is due (without taking it). */
   recheckDue(): boolean {
-    return Date.now() >= this.retryAt;
+    return this.now() >= this.retryAt;
   }
 
   failed(error: unknown): void {
-    this.retryAt = Date.now() + this.recheckAfter;
+    this.retryAt = this.now() + this.recheckAfter;
     if (!this.available) return;
     this.available = false;
     if (this.events.listening) {

@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '../clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { Problems } from '../core/validate.js';
 import { Emitter, type Listener, type Unsubscribe } from '../events.js';
 import {
@@ -168,7 +168,9 @@ export class Cache {
     this.serializer = isSerializer(serializer) ? serializer : jsonSerializer;
     if (sharedIn !== undefined) {
       this.shared = sharedIn.forCache(this.name!);
-      this.health = new StoreHealth(sharedIn, this.events, 'cache', this.name!);
+      this.health = new StoreHealth(sharedIn, this.events, 'cache', this.name!, () =>
+        (this.clock ?? systemClock).now(),
+      );
     } else {
       this.shared = undefined;
       this.health = undefined;

@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import { systemClock, type Clock } from '../clock.js';
 import { Problems } from '../core/validate.js';
 import { Emitter, type Listener, type Unsubscribe } from '../events.js';
 import { StoreHealth, storeOption, type SharedRateLimiter, type Store } from '../store.js';
@@ -143,7 +143,9 @@ export class RateLimiter {
     this.name = typeof o.name === 'string' ? o.name : undefined;
     if (sharedIn !== undefined) {
       this.shared = sharedIn.forRateLimiter(this.name!);
-      this.health = new StoreHealth(sharedIn, this.events, 'rateLimiter', this.name!);
+      this.health = new StoreHealth(sharedIn, this.events, 'rateLimiter', this.name!, () =>
+        (this.clock ?? systemClock).now(),
+      );
     } else {
       this.shared = undefined;
       this.health = undefined;

@@ -57,7 +57,9 @@ export class CircuitLink {
     name: string,
   ) {
     this.shared = store.forCircuit(name);
-    this.health = new StoreHealth(store, breaker.events, 'circuitBreaker', name);
+    this.health = new StoreHealth(store, breaker.events, 'circuitBreaker', name, () =>
+      (breaker.clock ?? systemClock).now(),
+    );
     this.window = {
       duration: breaker.windowType === 'time' ? breaker.windowDuration : FLEET_COUNT_WINDOW,
       buckets: BUCKETS,
