@@ -9,7 +9,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { measureBytesPerCall } from './lib/alloc.mjs';
-import { CASE_BY_ID, TARGETS, VARIANTS } from './cases.mjs';
+import { CASE_BY_ID, TARGETS, VARIANTS, observationFloor } from './cases.mjs';
 
 const SETTINGS = {
   // --quick: shorter runs, no second calibration, smaller allocation batches, one bare baseline.
@@ -41,10 +41,21 @@ const SETTINGS = {
   },
 };
 
-function median(values) {
+/** The q-quantile of `values` (0 ≤ q ≤ 1), interpolating linearly between the two nearest ranks. */
+function quantile(values, q) {
   const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  const at = (sorted.length - 1) * q;
+  const lo = Math.floor(at);
+  const hi = Math.ceil(at);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo);
+}
+
+const median = (values) => quantile(values, 0.5);
+
+/** Median and interquartile range of the per-run ratios `num[i] / den[i]`. */
+function ratioStats(num, den) {
+  const ratios = num.map((n, i) => n / den[i]);
+  return { ratio: median(ratios), q1: quantile(ratios, 0.25), q3: quantile(ratios, 0.75) };
 }
 
 /**
@@ -114,56 +125,64 @@ async function calibrate(subject, ms, min) {
 async function timeVariant(kase, variant, settings) {
   const fn = TARGETS[variant.target]();
   const { call } = await kase.setup(fn);
-  const bare = makeSubject('bare', fn, variant.concurrency, false);
-  const subject = makeSubject(kase.id, call, variant.concurrency, kase.rejects === true);
+  const subjects = [
+    makeSubject('bare', fn, variant.concurrency, false),
+    makeSubject(kase.id, call, variant.concurrency, kase.rejects === true),
+  ];
+  // The observation floor, `fn().then(ok, err)` with handlers made once, is measured in the same
+  // process as every row of the sequential variant: the targets are stated against it.
+  if (variant.floor) {
+    subjects.push(makeSubject('floor', observationFloor(fn), variant.concurrency, false));
+  }
   // At least one call per worker in flight, and a few calls per run even for the slowest peer.
   const min = Math.max(4, variant.concurrency);
-  bare.n = await calibrate(bare, settings.runMs, min);
-  subject.n = await calibrate(subject, settings.runMs, min);
-  for (let r = 0; r < settings.warmupRuns; r++) {
-    await bare.run(bare.n);
-    await subject.run(subject.n);
-  }
+  for (const s of subjects) s.n = await calibrate(s, settings.runMs, min);
+  for (let r = 0; r < settings.warmupRuns; r++) for (const s of subjects) await s.run(s.n);
   // Once more, now that the JIT has settled: the first estimate was made on colder code.
   if (settings.recalibrate) {
-    bare.n = await calibrate(bare, settings.runMs, bare.n);
-    subject.n = await calibrate(subject, settings.runMs, subject.n);
+    for (const s of subjects) s.n = await calibrate(s, settings.runMs, s.n);
   }
   // A very slow case (bottleneck: milliseconds per call, 100 calls a run when 100 are in flight) gets
   // fewer runs, so that one variant takes at most about variantMs.
-  const pairMs =
-    (bare.n * (await bare.run(bare.n)) + subject.n * (await subject.run(subject.n))) / 1e6;
+  let roundMs = 0;
+  for (const s of subjects) roundMs += (s.n * (await s.run(s.n))) / 1e6;
   const runs = Math.max(
     settings.minRuns,
-    Math.min(settings.runs, Math.floor(settings.variantMs / pairMs)),
+    Math.min(settings.runs, Math.floor(settings.variantMs / roundMs)),
   );
-  const bareNs = [];
-  const caseNs = [];
-  const ratios = [];
+  const ns = subjects.map(() => []);
   for (let r = 0; r < runs; r++) {
-    // Alternate which goes first, so a drift in machine speed does not favour either.
-    let b;
-    let c;
-    if (r % 2 === 0) {
-      b = await bare.run(bare.n);
-      c = await subject.run(subject.n);
-    } else {
-      c = await subject.run(subject.n);
-      b = await bare.run(bare.n);
-    }
-    bareNs.push(b);
-    caseNs.push(c);
-    ratios.push(c / b);
+    // Rotate which goes first (and reverse every other round), so that a drift in machine speed
+    // favours none of them.
+    const order = subjects.map((_, i) => (i + r) % subjects.length);
+    if (r % 2 === 1) order.reverse();
+    for (const i of order) ns[i].push(await subjects[i].run(subjects[i].n));
   }
+  const [bareNs, caseNs, floorNs] = ns;
+  const vsBare = ratioStats(caseNs, bareNs);
+  const vsFloor = floorNs === undefined ? undefined : ratioStats(caseNs, floorNs);
   return {
     ns: median(caseNs),
     bareNs: median(bareNs),
-    ratio: median(ratios),
+    ratio: vsBare.ratio,
+    // Interquartile range of the per-run ratios: how far this row moves between runs.
+    q1: vsBare.q1,
+    q3: vsBare.q3,
+    ...(vsFloor === undefined
+      ? {}
+      : {
+          floorNs: median(floorNs),
+          floorRatio: vsFloor.ratio,
+          floorQ1: vsFloor.q1,
+          floorQ3: vsFloor.q3,
+          // The floor itself against the bare call, in this process.
+          floorVsBare: ratioStats(floorNs, bareNs).ratio,
+        }),
     // The fastest run of each, for a reader who prefers best-of-N on a noisy machine.
     minNs: Math.min(...caseNs),
     minBareNs: Math.min(...bareNs),
     runs,
-    calls: subject.n,
+    calls: subjects[1].n,
   };
 }
 

@@ -16,6 +16,7 @@ const esc = (s) =>
 export function renderChart(results, { variant = 'seq' } = {}) {
   const rows = results.rows.filter((r) => r.time?.[variant] !== undefined);
   const wrapper = rows.find((r) => r.id === 'async-wrapper')?.time[variant].ratio;
+  const floor = rows.find((r) => r.id === 'floor')?.time[variant].ratio;
   const groups = [];
   for (const category of CATEGORIES) {
     if (category.id === 'reference') continue;
@@ -79,9 +80,17 @@ export function renderChart(results, { variant = 'seq' } = {}) {
     );
   }
 
+  if (floor !== undefined) {
+    const fx = x(floor).toFixed(1);
+    grid.push(
+      `<line x1="${fx}" x2="${fx}" y1="${top}" y2="${bottom}" class="floor"/>`,
+      `<text x="${fx}" y="${bottom + 26}" class="t" text-anchor="middle">observation floor ${fmtRatio(floor)}</text>`,
+    );
+  }
+
   const m = results.machine;
   const subtitle = `${m.node} (V8 ${m.v8}) · ${m.cpu} · ${m.cores} cores · ${results.date.slice(0, 10)} · sequential awaited calls of async () => 42`;
-  const H = bottom + 24;
+  const H = bottom + 36;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif">
 <style>
   .title { font-size: 16px; font-weight: 600; fill: #111827; }
@@ -96,12 +105,13 @@ export function renderChart(results, { variant = 'seq' } = {}) {
   .grid { stroke: #e5e7eb; stroke-width: 1; }
   .one { stroke: #111827; stroke-width: 1; }
   .ref { stroke: #f59e0b; stroke-width: 1; stroke-dasharray: 4 3; }
+  .floor { stroke: #16a34a; stroke-width: 1; stroke-dasharray: 2 2; }
   .sep { stroke: #d1d5db; stroke-width: 0.5; }
 </style>
 <rect width="100%" height="100%" fill="#ffffff"/>
 <text x="10" y="22" class="title">Time per call as a multiple of the bare call (log scale; lower is better)</text>
 <text x="10" y="40" class="sub">${esc(subtitle)}</text>
-<text x="10" y="54" class="sub">bulwark in blue, peers in grey; 1× is the bare await fn(); the dashed line is a plain async wrapper</text>
+<text x="10" y="54" class="sub">bulwark in blue, peers in grey; 1× is the bare await fn(); green: the observation floor fn().then(ok, err); orange: a plain async wrapper</text>
 ${grid.join('\n')}
 ${parts.join('\n')}
 </svg>
