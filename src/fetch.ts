@@ -25,7 +25,8 @@ export interface ResilientFetchOptions extends Omit<
   /**
    * Retry failed attempts: `true` for the defaults, `false` for none, or retry options. A `retryOn`
    * you give replaces the fetch default (network errors, retryable statuses, attempt timeouts), but a
-   * request whose method is not in `methods` is still never sent twice.
+   * request whose method is not in `methods`, or whose body can be read once only (a stream, a Node
+   * `Readable`), is still never sent twice, whatever `retryOn` or `retryOnResult` say.
    * The default value is `true` (3 attempts in all, exponential backoff with full jitter).
    */
   retry?: boolean | RetryOptions;
@@ -138,6 +139,19 @@ function fetchRetryOn(error: unknown): boolean {
   );
 }
 
+/**
+ * Whether a request body can be read once only: a `ReadableStream`, or an async iterable (a Node
+ * `Readable`, an async generator) that `fetch` consumes as it sends.
+ */
+function isOneShotBody(body: unknown): boolean {
+  return (
+    body instanceof ReadableStream ||
+    (typeof body === 'object' &&
+      body !== null &&
+      typeof (body as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function')
+  );
+}
+
 function releaseBody(response: Response): void {
   if (response.body === null || response.bodyUsed || response.body.locked) return;
   response.body.cancel().catch(() => undefined);
@@ -210,6 +224,7 @@ export function resilientFetch(options: ResilientFetchOptions = {}): ResilientFe
     const userRetryOn = given.retryOn;
     const base: (error: unknown, attempt: number) => boolean =
       typeof userRetryOn === 'function' ? userRetryOn : fetchRetryOn;
+    const userRetryOnResult = given.retryOnResult;
     retryOption = {
       ...given,
       // A non-function is handed on as is, so that resilient() names it.
@@ -218,6 +233,11 @@ export function resilientFetch(options: ResilientFetchOptions = {}): ResilientFe
           ? userRetryOn
           : (error: unknown, attempt: number) => !isFinal(error) && base(error, attempt),
     };
+    if (typeof userRetryOnResult === 'function') {
+      // The response of a request that must not be sent twice is final, whatever the predicate says.
+      (retryOption as RetryOptions).retryOnResult = (result: unknown, attempt: number) =>
+        !isFinal(result) && userRetryOnResult(result, attempt);
+    }
   }
 
   const core: Record<string, unknown> = { ...o, retry: retryOption };
@@ -251,6 +271,8 @@ export function resilientFetch(options: ResilientFetchOptions = {}): ResilientFe
   p.on((event: ResilienceEvent) => {
     if (event.type === 'retryScheduled' && event.error instanceof ResponseStatusError)
       releaseBody(event.error.response);
+    else if (event.type === 'retryResultScheduled' && event.result instanceof Response)
+      releaseBody(event.result);
   });
 
   const description: FetchDescription = Object.freeze({
@@ -267,13 +289,18 @@ export function resilientFetch(options: ResilientFetchOptions = {}): ResilientFe
     if (typeof input === 'string' && !URL.canParse(input)) return fetchImpl(input, init);
     const request = input instanceof Request ? input : undefined;
     const method = (init?.method ?? request?.method ?? 'GET').toUpperCase();
-    const body = init?.body;
-    // A stream body can be sent once only; a Request's body is cloned for each attempt.
-    const repeatable = methods.has(method) && !(body instanceof ReadableStream);
-    const cloneRequest = request !== undefined && request.body !== null && body === undefined;
+    // A stream or async-iterable body (a Node `Readable`) is consumed by the first send: such a
+    // request is never sent again, whatever its method. A Request's body is cloned for each attempt.
+    const repeatable = methods.has(method) && !isOneShotBody(init?.body);
+    const cloneRequest = request !== undefined && request.body !== null && init?.body === undefined;
     const callerSignal = init?.signal ?? request?.signal ?? undefined;
+    // The first send of a request that must not be repeated: a later attempt returns its outcome again.
+    let first: Promise<Response> | undefined;
 
     const task = (context: AttemptContext): Promise<Response> => {
+      // The retry predicates see final outcomes as not retryable (below); this is the last line, for
+      // outcomes that cannot be marked (a primitive rejection): the request itself is not sent again.
+      if (first !== undefined) return first;
       const signal = context.signal;
       if (!repeatable) {
         // An attempt timeout aborts the attempt with the TimeoutError: that one must not be retried either.
@@ -285,14 +312,17 @@ export function resilientFetch(options: ResilientFetchOptions = {}): ResilientFe
       } catch (error) {
         sent = Promise.reject(error);
       }
-      return sent.then(
+      const outcome = sent.then(
         (response) => {
           if (signal.aborted) {
             // The pipeline gave up on this attempt already (timeout, abort): nobody will read it.
             releaseBody(response);
             return response;
           }
-          if (!statuses.has(response.status)) return response;
+          if (!statuses.has(response.status)) {
+            if (!repeatable) markFinal(response);
+            return response;
+          }
           const hint = parseRetryAfter(response.headers.get('retry-after'));
           const error = new ResponseStatusError(response, hint);
           if (!repeatable || (hint !== undefined && hint > maxRetryAfter)) markFinal(error);
@@ -303,6 +333,8 @@ export function resilientFetch(options: ResilientFetchOptions = {}): ResilientFe
           throw error;
         },
       );
+      if (!repeatable) first = outcome;
+      return outcome;
     };
 
     return p

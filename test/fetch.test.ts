@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   CircuitOpenError,
@@ -290,6 +291,92 @@ describe('resilientFetch: methods', () => {
     await clock.advance(500);
     expect((await response).status).toBe(200);
     expect(server.received.map((r) => r.method)).toEqual(['GET', 'POST']);
+  });
+});
+
+describe('resilientFetch: a request is never sent twice unless it may be', () => {
+  const isOk = (result: unknown): boolean => (result as Response).status === 200;
+
+  it('never re-sends a POST for retryOnResult (one send, that response returned)', async () => {
+    server.answer({ status: 200, body: 'first' }, { status: 200 }, { status: 200 });
+    const http = resilientFetch({ retry: { ...noDelay, retryOnResult: isOk } });
+    const response = await http(server.url, { method: 'POST', body: 'x' });
+    expect(await response.text()).toBe('first');
+    expect(server.received).toHaveLength(1);
+  });
+
+  it('still retries a GET for retryOnResult (the predicate works)', async () => {
+    server.answer({ status: 200 }, { status: 200 }, { status: 200, body: 'third' });
+    const http = resilientFetch({ retry: { ...noDelay, retryOnResult: isOk } });
+    expect(await (await http(server.url)).text()).toBe('third');
+    expect(server.received).toHaveLength(3);
+  });
+
+  it('cancels the body of a response discarded by a retryOnResult retry', async () => {
+    server.answer({ stream: true, status: 200 }, { status: 200, body: 'fresh' });
+    const http = resilientFetch({
+      retry: { ...noDelay, retryOnResult: (_result, attempt) => attempt === 1 },
+    });
+    const response = await http(server.url);
+    expect(await response.text()).toBe('fresh');
+    // The first body never ends: only the client's cancel closes its connection.
+    expect(await server.received[0]!.closed).toBe('aborted');
+  });
+
+  it('does not cancel the body of the response it returns after retryOnResult', async () => {
+    server.answer({ status: 200, body: 'a' }, { status: 200, body: 'last' });
+    const http = resilientFetch({ retry: { maxAttempts: 2, backoff: now, retryOnResult: isOk } });
+    expect(await (await http(server.url)).text()).toBe('last');
+  });
+
+  const streams: [string, () => unknown][] = [
+    ['a Node Readable', () => Readable.from([Buffer.from('part 1, '), Buffer.from('part 2')])],
+    [
+      'an async iterable',
+      () =>
+        (async function* () {
+          yield new TextEncoder().encode('part 1, ');
+          yield new TextEncoder().encode('part 2');
+        })(),
+    ],
+    [
+      'a ReadableStream',
+      () =>
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode('part 1, part 2'));
+            controller.close();
+          },
+        }),
+    ],
+  ];
+
+  it.each(streams)(
+    'sends a PUT with %s body once and returns the real 503, not a body error',
+    async (_name, makeBody) => {
+      server.answer({ status: 503, body: 'busy' }, { status: 200 });
+      const http = resilientFetch({ retry: noDelay, circuitBreaker: { consecutiveFailures: 2 } });
+      const init = { method: 'PUT', body: makeBody(), duplex: 'half' } as RequestInit;
+      const response = await http(server.url, init);
+      expect(response.status).toBe(503);
+      expect(await response.text()).toBe('busy');
+      expect(server.received.map((r) => r.body)).toEqual(['part 1, part 2']);
+      // One failure (the 503), not a second one for a body that could not be sent again.
+      expect(http.stats().circuitBreaker).toMatchObject({ state: 'closed', failures: 1 });
+    },
+  );
+
+  it('never sends a POST twice even when fetch rejects with a primitive and retryOn says yes', async () => {
+    let sends = 0;
+    const http = resilientFetch({
+      retry: { ...noDelay, retryOn: () => true },
+      fetch: () => {
+        sends++;
+        return Promise.reject('connection lost');
+      },
+    });
+    await expect(http(server.url, { method: 'POST', body: 'x' })).rejects.toBe('connection lost');
+    expect(sends).toBe(1);
   });
 });
 
