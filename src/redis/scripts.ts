@@ -5,32 +5,47 @@
  */
 
 /**
- * GCRA for a batch of up to `count` tokens. KEYS[1]: the theoretical arrival time (ms, Redis time).
- * ARGV: limit, interval, burst, maxWait, count. Returns `{granted, wait}` or `{0, retryAfter}`.
+ * GCRA for a batch of up to `count` tokens. KEYS[1]: the theoretical arrival time (TAT), kept exact:
+ * whole microseconds of Redis time and the fraction of a microsecond, `'<µs> <fraction>'` (a float in
+ * ms, as `tostring()` writes it, keeps 14 significant digits: 0.1 ms at today's clock, so each token
+ * of a limit above ~10,000/s moved the TAT by a rounded step, or not at all). Every subtraction of
+ * two times is of whole microseconds, exact in a double up to 2^53 µs (the year 2255).
+ * ARGV: limit, interval (ms), burst, maxWait (ms), count. Returns `{granted, wait}` or
+ * `{0, retryAfter}` (ms, as strings).
  */
 export const RESERVE = `
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
-local maxWait = tonumber(ARGV[4])
+local maxWait = tonumber(ARGV[4]) * 1000
 local count = tonumber(ARGV[5])
-local step = interval / limit
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local fit = math.floor((maxWait + burst * step - (tat - now)) / step + 1e-9)
+local step = interval * 1000 / limit
+local ahead = 0
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local space = string.find(stored, ' ', 1, true)
+  if space then
+    ahead = (tonumber(string.sub(stored, 1, space - 1)) - now) + tonumber(string.sub(stored, space + 1))
+  else
+    ahead = tonumber(stored) * 1000 - now
+  end
+  if ahead < 0 then ahead = 0 end
+end
+local fit = math.floor((maxWait + burst * step - ahead) / step + 1e-9)
 if fit < 1 then
-  local retry = tat + step - now - burst * step
+  local retry = ahead + step - burst * step
   if retry < 0 then retry = 0 end
-  return {0, tostring(retry)}
+  return {0, tostring(retry / 1000)}
 end
 if fit > count then fit = count end
-local nxt = tat + fit * step
-local wait = nxt - now - burst * step
+local nxt = ahead + fit * step
+local whole = math.floor(nxt)
+local wait = nxt - burst * step
 if wait < 0 then wait = 0 end
-redis.call('SET', KEYS[1], tostring(nxt), 'PX', math.ceil(nxt - now) + 1000)
-return {fit, tostring(wait)}
+redis.call('SET', KEYS[1], string.format('%.0f %.17g', now + whole, nxt - whole), 'PX', math.ceil(nxt / 1000) + 1000)
+return {fit, tostring(wait / 1000)}
 `;
 
 /**
