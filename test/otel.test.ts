@@ -648,7 +648,9 @@ describe('instrument: every event kind', () => {
       );
     };
     expect(await state()).toEqual({ closed: 1, open: 0, half_open: 0, isolated: 0 });
+    breaker.reset(); // closed already: no transition (issue 10 item 3)
     breaker.isolate();
+    breaker.isolate(); // isolated already: no transition
     expect(await state()).toEqual({ closed: 0, open: 0, half_open: 0, isolated: 1 });
     await expect(wrapped(1)).rejects.toMatchObject({ name: 'CircuitOpenError' });
     breaker.reset();

@@ -32,8 +32,11 @@ export interface CircuitBreakerOptions {
   /** Trial calls let through at once while half-open; all must succeed to close. The default value is `1`. */
   halfOpenMaxCalls?: number;
   /**
-   * Which errors count as failures. The default value counts every error except a caller's abort and
-   * the library's local rejections (rate limited, bulkhead full).
+   * Which errors count as failures. An error it returns `false` for is ignored, as resilience4j's
+   * `ignoreExceptions`: no sample (neither a failure nor a success: a run of consecutive failures goes
+   * on), and a half-open trial slot it held is handed back. A throwing `isFailure` counts the error as
+   * a failure. The default value counts every error except a caller's abort and the library's local
+   * rejections (rate limited, bulkhead full).
    */
   isFailure?: (error: unknown) => boolean;
   /** A snapshot from {@link CircuitBreaker.toJSON}, to carry state across processes (serverless). */
@@ -436,13 +439,19 @@ export class CircuitBreaker {
 
   // ---- manual control ----
 
-  /** Opens the circuit until {@link CircuitBreaker.reset}, whatever happens. */
+  /**
+   * Opens the circuit until {@link CircuitBreaker.reset}, whatever happens. On an isolated breaker it
+   * changes nothing and emits no event.
+   */
   isolate(): void {
     this.transition('isolated', this.now(), MANUAL);
     this.link?.manual('isolated');
   }
 
-  /** Closes the circuit with a fresh window. */
+  /**
+   * Closes the circuit with a fresh window. On a closed breaker it only clears the window: no
+   * `circuitClosed` event (nothing changed state).
+   */
   reset(): void {
     this.transition('closed', this.now(), MANUAL);
     this.link?.manual('closed');
@@ -614,6 +623,8 @@ export class CircuitBreaker {
       this.openFor = Math.max(this.halfOpenAfter, this.hint);
     }
     if (state === 'closed') this.clearWindow();
+    // `isolate()` on an isolated breaker, `reset()` on a closed one: no transition to tell anyone of.
+    if (from === state) return;
     if (cause === LOCAL) this.link?.transitioned(from, state);
     const events = this.events;
     if (!events.listening) return;

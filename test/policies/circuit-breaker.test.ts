@@ -541,6 +541,25 @@ describe('circuit breaker: isFailure', () => {
     expect(breaker.state).toBe('open');
   });
 
+  it('an error isFailure rejects is no sample: it neither breaks a run of failures nor counts as a success', async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({
+      clock,
+      consecutiveFailures: 3,
+      window: { type: 'count', size: 4 },
+      minimumCalls: 4,
+      failureRateThreshold: 0.75,
+      isFailure: (error) => error === boom,
+    });
+    const call = resilient((e: unknown) => Promise.reject(e), { clock, circuitBreaker: breaker });
+    await call(boom).catch(() => undefined);
+    await call(boom).catch(() => undefined);
+    await call('ignored').catch(() => undefined);
+    expect(breaker.stats()).toMatchObject({ calls: 2, failures: 2, consecutiveFailures: 2 });
+    await call(boom).catch(() => undefined);
+    expect(breaker.stats()).toMatchObject({ state: 'open', consecutiveFailures: 3 });
+  });
+
   it('by default, local rejections are not failures', () => {
     const breaker = circuitBreaker({ clock: new ManualClock(), consecutiveFailures: 1 });
     const permit = breaker.tryEnter(0);
@@ -582,6 +601,25 @@ describe('circuit breaker: isolate and reset', () => {
     breaker.reset();
     expect(breaker.state).toBe('closed');
     expect(await run('ok')).toBe('ok');
+    expect(types()).toEqual(['circuitIsolated', 'circuitClosed']);
+  });
+
+  // issue 10 item 3: events only for real transitions.
+  it('isolate() on an isolated breaker and reset() on a closed one emit nothing', async () => {
+    const { breaker, runAll, types } = setup({ minimumCalls: 5 });
+    breaker.reset();
+    expect(types()).toEqual([]);
+    breaker.isolate();
+    breaker.isolate();
+    expect(types()).toEqual(['circuitIsolated']);
+    breaker.reset();
+    breaker.reset();
+    expect(types()).toEqual(['circuitIsolated', 'circuitClosed']);
+    // reset() on a closed breaker still gives it a fresh window.
+    await runAll('fail', 'fail');
+    expect(breaker.stats()).toMatchObject({ calls: 2, consecutiveFailures: 2 });
+    breaker.reset();
+    expect(breaker.stats()).toMatchObject({ state: 'closed', calls: 0, consecutiveFailures: 0 });
     expect(types()).toEqual(['circuitIsolated', 'circuitClosed']);
   });
 
