@@ -25,12 +25,18 @@ export interface ResilientOptions<A extends readonly unknown[] = unknown[], F = 
   timeout?: number | TimeoutOptions;
   /** A value or `(error, ...args) => value` used when everything else failed. The default value is none. */
   fallback?: FallbackOption<A, F> | undefined;
-  /** Options, or a shared breaker made by `circuitBreaker()`. The default value is none. */
-  circuitBreaker?: CircuitBreakerOptions | CircuitBreaker;
+  /**
+   * `true` for the defaults, options, or a shared breaker made by `circuitBreaker()`.
+   * The default value is none.
+   */
+  circuitBreaker?: boolean | CircuitBreakerOptions | CircuitBreaker;
   /** Options, or a shared limiter made by `rateLimiter()`. The default value is none. */
   rateLimiter?: RateLimiterOptions | RateLimiter;
-  /** `maxConcurrent`, options, or a shared bulkhead made by `bulkhead()`. The default value is none. */
-  bulkhead?: number | BulkheadOptions | Bulkhead;
+  /**
+   * `true` for the defaults, `maxConcurrent`, options, or a shared bulkhead made by `bulkhead()`.
+   * The default value is none.
+   */
+  bulkhead?: boolean | number | BulkheadOptions | Bulkhead;
   /** `true`, options, or a shared cache made by `cache()`. The default value is none. */
   cache?: boolean | CacheOptions<A> | Cache;
   /** A long-lived signal (shutdown, say) that aborts every call at once. The default value is none. */
@@ -100,7 +106,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     'circuitBreaker',
     o.circuitBreaker,
     CircuitBreaker,
-    (v) => new CircuitBreaker(v as CircuitBreakerOptions, 'circuitBreaker'),
+    (v) => new CircuitBreaker(v === true ? {} : (v as CircuitBreakerOptions), 'circuitBreaker'),
   );
   const limiter = stage(
     problems,
@@ -114,7 +120,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     'bulkhead',
     o.bulkhead,
     Bulkhead,
-    (v) => new Bulkhead(v as number | BulkheadOptions, 'bulkhead'),
+    (v) => new Bulkhead(v === true ? {} : (v as number | BulkheadOptions), 'bulkhead'),
   );
   let cache: Cache | (() => Cache) | undefined;
   const first = stage(

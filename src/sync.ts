@@ -26,8 +26,8 @@ export interface ResilientSyncOptions<A extends readonly unknown[] = unknown[], 
   retry?: boolean | Omit<RetryOptions, 'backoff'>;
   /** A value or `(error, ...args) => value`. The default value is none. */
   fallback?: FallbackOption<A, F> | undefined;
-  /** Options, or a shared breaker. The default value is none. */
-  circuitBreaker?: CircuitBreakerOptions | CircuitBreaker;
+  /** `true` for the defaults, options, or a shared breaker. The default value is none. */
+  circuitBreaker?: boolean | CircuitBreakerOptions | CircuitBreaker;
   /** Options (rejects without waiting), or a shared limiter. The default value is none. */
   rateLimiter?: (RateLimiterOptions & { maxWait?: 0 }) | RateLimiter;
   /** `true`, options, or a shared cache. The default value is none. */

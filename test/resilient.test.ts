@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   TimeoutError,
   backoff,
+  circuitBreaker,
   resilient,
   retryBudget,
   systemClock,
@@ -540,6 +541,27 @@ describe('describe()', () => {
       retryOnResult: 'none',
       budget: 'none',
     });
+  });
+
+  // issue 10 item 14: `true` means "with defaults" for every stage that takes options.
+  it('circuitBreaker: true and bulkhead: true show every default filled in', () => {
+    const stages = resilient(() => 1, { circuitBreaker: true, bulkhead: true })
+      .describe()
+      .stages.filter((s) => s.enabled);
+    expect(stages).toEqual([
+      { enabled: true, ...circuitBreaker().describe() },
+      {
+        stage: 'bulkhead',
+        enabled: true,
+        name: 'none',
+        maxConcurrent: 10,
+        maxQueue: 0,
+        queueTimeout: 'none',
+      },
+    ]);
+    expect(resilient({ circuitBreaker: false, bulkhead: false }).describe().stages).toEqual(
+      resilient().describe().stages,
+    );
   });
 
   it('shows every option given, on wrapped functions and on policies alike', () => {

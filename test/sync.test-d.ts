@@ -17,6 +17,10 @@ test('a fallback adds its type to the result', () => {
   expectTypeOf(withValue).returns.toEqualTypeOf<number | 'none'>();
 });
 
+test('circuitBreaker: true means the defaults', () => {
+  expectTypeOf(resilientSync(() => 1, { circuitBreaker: true })).returns.toEqualTypeOf<number>();
+});
+
 test('options that would wait are type errors', () => {
   // @ts-expect-error -- resilientSync never waits: no timeout
   resilientSync(() => 1, { timeout: 100 });

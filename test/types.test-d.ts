@@ -141,6 +141,15 @@ describe('resilient(options): a policy', () => {
     expectTypeOf(resilient({ fallback: null })).toEqualTypeOf<Policy<null>>();
   });
 
+  it('takes `true` for "with defaults" for every stage with options (issue 10 item 14)', () => {
+    expectTypeOf(
+      resilient({ retry: true, circuitBreaker: true, bulkhead: true, cache: true }),
+    ).toEqualTypeOf<Policy<never>>();
+    expectTypeOf(resilient({ circuitBreaker: false, bulkhead: false })).toEqualTypeOf<
+      Policy<never>
+    >();
+  });
+
   it('policy(fn) keeps parameters, `this` and adds the fallback', () => {
     const policy = resilient({ retry: true, timeout: { attempt: 500, total: 3_000 } });
     const getUser = policy(fetchUser);

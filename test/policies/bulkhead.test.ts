@@ -41,6 +41,19 @@ function setup(options: number | BulkheadOptions, clock = new ManualClock()) {
 }
 
 describe('bulkhead: limits', () => {
+  it('bulkhead: true is a bulkhead with the defaults: 10 at once, no queue', async () => {
+    const gate = deferred<number>();
+    const call = resilient(() => gate.promise, { bulkhead: true });
+    const running = Array.from({ length: 10 }, () => call());
+    await expect(call()).rejects.toBeInstanceOf(BulkheadRejectedError);
+    gate.resolve(1);
+    expect(await Promise.all(running)).toEqual(Array<number>(10).fill(1));
+    expect(call.describe().stages.find((s) => s.stage === 'bulkhead')).toMatchObject({
+      maxConcurrent: 10,
+      maxQueue: 0,
+    });
+  });
+
   it('a number is maxConcurrent; defaults are 10, no queue, no queue timeout', () => {
     expect(bulkhead(3).describe()).toEqual({
       stage: 'bulkhead',

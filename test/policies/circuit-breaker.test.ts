@@ -8,6 +8,7 @@ import {
   isResilienceError,
   RateLimitedError,
   resilient,
+  resilientSync,
   type CircuitBreakerOptions,
   type CircuitBreakerSnapshot,
   type ResilienceEvent,
@@ -87,6 +88,22 @@ describe('circuit breaker: defaults', () => {
     const b = setup();
     await b.runAll(...times(10, 'ok'), ...times(10, 'fail'));
     expect(b.breaker.state).toBe('open');
+  });
+
+  it('circuitBreaker: true is a breaker with the defaults, in resilient() and resilientSync()', async () => {
+    const clock = new ManualClock();
+    const fail = resilient(() => Promise.reject(boom), { clock, circuitBreaker: true });
+    for (let i = 0; i < 20; i++) expect(await fail().catch((e: unknown) => e)).toBe(boom);
+    expect(fail.stats().circuitBreaker).toMatchObject({ state: 'open', calls: 20 });
+    expect(await fail().catch((e: unknown) => e)).toBeInstanceOf(CircuitOpenError);
+    const failSync = resilientSync(
+      (): number => {
+        throw boom;
+      },
+      { clock, circuitBreaker: true },
+    );
+    for (let i = 0; i < 20; i++) expect(() => failSync()).toThrow(boom);
+    expect(() => failSync()).toThrow(CircuitOpenError);
   });
 
   it('halfOpenAfter defaults to 30 s', async () => {
