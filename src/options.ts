@@ -41,7 +41,10 @@ export interface ResilientOptions<A extends readonly unknown[] = unknown[], F = 
   cache?: boolean | CacheOptions<A> | Cache;
   /** A long-lived signal (shutdown, say) that aborts every call at once. The default value is none. */
   signal?: AbortSignal;
-  /** The time source. The default value is `systemClock` (`performance.now`, unref'd timers). */
+  /**
+   * The time source. The default value is `systemClock` (`performance.now` and `setTimeout`; a timer keeps
+   * the process alive only while a call waits on it).
+   */
   clock?: Clock;
   /** Uniform random numbers in [0, 1) for jitter. The default value is `Math.random`. */
   random?: () => number;

@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '../clock.js';
+import { clearTimer, refTimer, setTimer, type Clock, type TimerHandle } from '../clock.js';
 
 /** @internal an entry of a {@link DeadlineQueue}: intrusive links, so queueing allocates nothing. */
 export interface DeadlineEntry {
@@ -12,6 +12,10 @@ export interface DeadlineEntry {
  * Deadlines of one fixed duration, in a FIFO: with one duration and a monotonic clock, insertion order is
  * deadline order. One timer serves the whole queue and is re-armed only when it fires, so a call that
  * finishes in time costs two pointer updates instead of a `setTimeout` and a `clearTimeout`.
+ *
+ * The timer keeps the process alive exactly while an entry waits on it: a script whose only pending work
+ * is a call waiting for its timeout runs to that timeout, and one whose calls all settled can exit. When
+ * the queue empties the timer is `unref`ed (or, on a clock without `refTimer`, cleared).
  */
 export class DeadlineQueue<E extends DeadlineEntry> {
   private head: E | undefined = undefined;
@@ -33,8 +37,13 @@ export class DeadlineQueue<E extends DeadlineEntry> {
     entry.queued = true;
     entry.next = undefined;
     entry.prev = this.tail;
-    if (this.tail === undefined) this.head = entry;
-    else this.tail.next = entry;
+    if (this.tail === undefined) {
+      this.head = entry;
+      // The first waiter: the timer left armed by earlier calls holds the process again.
+      if (this.timer !== undefined) refTimer(this.clock, this.timer, true);
+    } else {
+      this.tail.next = entry;
+    }
     this.tail = entry;
     if (this.timer === undefined) this.arm(entry.deadline);
   }
@@ -49,6 +58,14 @@ export class DeadlineQueue<E extends DeadlineEntry> {
     else next.prev = prev;
     entry.prev = undefined;
     entry.next = undefined;
+    if (this.head === undefined && this.timer !== undefined) this.release();
+  }
+
+  /** No entry waits any more: the timer must not hold the process. */
+  private release(): void {
+    if (refTimer(this.clock, this.timer, false)) return;
+    clearTimer(this.clock, this.timer);
+    this.timer = undefined;
   }
 
   /** True while a timer is armed (at most one per queue). */
@@ -57,7 +74,7 @@ export class DeadlineQueue<E extends DeadlineEntry> {
   }
 
   private arm(deadline: number): void {
-    this.timer = this.clock.setTimer(this.fire, Math.max(0, deadline - this.clock.now()), true);
+    this.timer = setTimer(this.clock, this.fire, Math.max(0, deadline - this.clock.now()));
   }
 
   private expire(): void {

@@ -1,4 +1,4 @@
-import { systemClock, type Clock, type TimerHandle } from '../clock.js';
+import { clearTimer, setTimer, systemClock, type Clock, type TimerHandle } from '../clock.js';
 import { Problems } from '../core/validate.js';
 import { Emitter, type Listener, type Unsubscribe } from '../events.js';
 import {
@@ -322,7 +322,7 @@ export class Cache {
 
   private arm(at: number, now: number): void {
     const clock = this.clock!;
-    this.timer = clock.setTimer(this.onTimer, Math.max(0, at - now), true);
+    this.timer = setTimer(clock, this.onTimer, Math.max(0, at - now), true);
   }
 
   private expire(): void {
@@ -350,7 +350,7 @@ export class Cache {
     entry.prev = undefined;
     entry.next = undefined;
     if (this.head === undefined && this.timer !== undefined) {
-      this.clock!.clearTimer(this.timer);
+      clearTimer(this.clock!, this.timer);
       this.timer = undefined;
     }
   }

@@ -18,7 +18,7 @@ function setup() {
 }
 
 describe('DeadlineQueue', () => {
-  it('expires entries in order at their deadline with a single, unref’d timer', async () => {
+  it('expires entries in order at their deadline with a single timer, ref’d while entries wait', async () => {
     const { clock, expired, queue } = setup();
     const a = entry('a');
     const b = entry('b');
@@ -28,7 +28,7 @@ describe('DeadlineQueue', () => {
     queue.push(b, 130);
     queue.push(c, 130);
     expect(clock.pending()).toBe(1);
-    expect(clock.pending({ refOnly: true })).toBe(0);
+    expect(clock.pending({ refOnly: true })).toBe(1);
     expect(queue.armed).toBe(true);
     await clock.advance(70);
     expect(expired).toEqual(['a@100']);
@@ -104,6 +104,37 @@ describe('DeadlineQueue', () => {
     queue.push(entry('a'), 5);
     await clock.advance(20);
     expect(seen).toEqual(['a@5', 'b@10']);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('the timer holds the process only while an entry waits: unref’d when the queue empties, ref’d again by the next push', async () => {
+    const { clock, queue } = setup();
+    const [a, b, c] = [entry('a'), entry('b'), entry('c')];
+    queue.push(a, 100);
+    queue.push(b, 100);
+    expect(clock.pending({ refOnly: true })).toBe(1);
+    queue.remove(a);
+    expect(clock.pending({ refOnly: true })).toBe(1); // b still waits
+    queue.remove(b);
+    expect(clock.pending()).toBe(1); // still armed: the next push sets no timer
+    expect(clock.pending({ refOnly: true })).toBe(0);
+    queue.push(c, 150);
+    expect(clock.pending()).toBe(1);
+    expect(clock.pending({ refOnly: true })).toBe(1);
+    await clock.advance(100); // the old timer fires and re-arms for c, ref'd
+    expect(clock.pending({ refOnly: true })).toBe(1);
+    queue.remove(c);
+    expect(clock.pending({ refOnly: true })).toBe(0);
+  });
+
+  it('on a clock without refTimer, the timer is cleared when the queue empties', () => {
+    const clock = new ManualClock(0, { refTimer: false });
+    const queue = new DeadlineQueue<Entry>(clock, () => {});
+    const a = entry('a');
+    queue.push(a, 100);
+    expect(clock.pending({ refOnly: true })).toBe(1);
+    queue.remove(a);
+    expect(queue.armed).toBe(false);
     expect(clock.pending()).toBe(0);
   });
 });

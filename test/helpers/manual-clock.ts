@@ -4,7 +4,20 @@ interface Timer {
   readonly id: number;
   readonly at: number;
   readonly callback: () => void;
-  readonly unref: boolean;
+  unref: boolean;
+}
+
+/** Node's limit for one timer (a signed 32-bit int of ms, about 24.8 days). */
+const NODE_TIMEOUT_MAX = 2 ** 31 - 1;
+
+export interface ManualClockOptions {
+  /**
+   * Behave as Node's `setTimeout` does: a delay above 2³¹−1 ms (or `Infinity`) fires after 1 ms, and is
+   * counted in {@link ManualClock.overflows}. Off by default.
+   */
+  nodeTimers?: boolean;
+  /** Offer `refTimer` (as the system clock does). On by default. */
+  refTimer?: boolean;
 }
 
 /**
@@ -15,9 +28,23 @@ export class ManualClock implements Clock {
   private time: number;
   private nextId = 1;
   private readonly timers = new Map<number, Timer>();
+  private readonly nodeTimers: boolean;
+  /** Timers asked for longer than Node allows (with `nodeTimers`, they fired after 1 ms). */
+  overflows = 0;
+  /** Calls of `refTimer`. */
+  refToggles = 0;
+  declare refTimer?: (handle: TimerHandle, ref: boolean) => void;
 
-  constructor(start = 0) {
+  constructor(start = 0, options: ManualClockOptions = {}) {
     this.time = start;
+    this.nodeTimers = options.nodeTimers === true;
+    if (options.refTimer !== false) {
+      this.refTimer = (handle, ref) => {
+        this.refToggles++;
+        const timer = this.timers.get(handle as number);
+        if (timer !== undefined) timer.unref = !ref;
+      };
+    }
   }
 
   now(): number {
@@ -26,6 +53,10 @@ export class ManualClock implements Clock {
 
   setTimer(callback: () => void, ms: number, unref = false): TimerHandle {
     const id = this.nextId++;
+    if (!(ms <= NODE_TIMEOUT_MAX)) {
+      this.overflows++;
+      if (this.nodeTimers) ms = 1;
+    }
     this.timers.set(id, { id, at: this.time + Math.max(0, ms), callback, unref });
     return id;
   }

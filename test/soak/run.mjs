@@ -41,7 +41,8 @@ if (typeof globalThis.gc !== 'function') {
 
 // ------------------------------------------------------------------------------------------------
 // Accounting set up before anything else runs: unhandled rejections and a ledger of every timer
-// (getActiveResourcesInfo() does not list unref'ed timers, and the shared timeout timer is unref'ed).
+// (getActiveResourcesInfo() does not list unref'ed timers, and the shared timeout timer is unref'ed
+// whenever no call waits on it).
 // ------------------------------------------------------------------------------------------------
 
 let unhandled = 0;
