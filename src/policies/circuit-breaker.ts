@@ -386,25 +386,37 @@ export class CircuitBreaker {
     return Math.max(0, this.openedAt + this.openFor - now);
   }
 
+  /**
+   * The time an outcome is known, read once per record, or 0 when neither the window nor slow calls
+   * need it (a count window without `slowCallDuration` reads no clock).
+   */
+  private outcomeTime(): number {
+    return this.windowType === 'time' || this.slowCallDuration !== Infinity ? this.now() : 0;
+  }
+
+  /**
+   * Records a success. `start` is the call's start time (read only for `slowCallDuration`); the sample
+   * belongs to the window of the moment its outcome is known (resilience4j's `SlidingTimeWindowMetrics`).
+   */
   recordSuccess(permit: number, start: number): void {
     if (permit !== this.generation) return;
-    let outcome = 0;
-    if (this.slowCallDuration !== Infinity && this.now() - start >= this.slowCallDuration)
-      outcome = SLOW;
+    const now = this.outcomeTime();
+    const outcome = now - start >= this.slowCallDuration ? SLOW : 0;
     if (this.currentState === 'halfOpen') {
       this.trialsInFlight--;
-      if (outcome === SLOW) return this.transition('open', this.now());
-      if (++this.trialSuccesses >= this.halfOpenMaxCalls) this.transition('closed', start);
+      if (outcome === SLOW) return this.transition('open', now);
+      if (++this.trialSuccesses >= this.halfOpenMaxCalls) this.transition('closed', now);
       return;
     }
     this.consecutive = 0;
-    this.add(outcome, start);
+    this.add(outcome, now);
     this.link?.sample(outcome);
     // Every sample is checked, a fast success too: the one that brings the window to `minimumCalls`
     // may find the failure rate already over the threshold (resilience4j checks on every outcome).
-    this.check(start);
+    this.check();
   }
 
+  /** Records a failure (see {@link CircuitBreaker.recordSuccess}); `isFailure → false` ignores it. */
   recordFailure(permit: number, start: number, error: unknown): void {
     if (permit !== this.generation) return;
     let failure: boolean;
@@ -421,14 +433,13 @@ export class CircuitBreaker {
       this.hint = 0;
       return;
     }
-    let outcome = FAILURE;
-    if (this.slowCallDuration !== Infinity && this.now() - start >= this.slowCallDuration)
-      outcome |= SLOW;
+    const now = this.outcomeTime();
+    const outcome = now - start >= this.slowCallDuration ? FAILURE | SLOW : FAILURE;
     this.consecutive++;
-    this.add(outcome, start);
+    this.add(outcome, now);
     this.link?.sample(outcome);
     this.hint = hintOf(error);
-    this.check(start);
+    this.check();
     this.hint = 0;
   }
 
@@ -579,14 +590,14 @@ export class CircuitBreaker {
       }
       this.epoch = epoch;
     }
-    // A sample stamped before the latest rotation lands in the current bucket.
+    // A restored sample, or a clock that went back, lands in the current bucket.
     return ((this.epoch % TIME_BUCKETS) + TIME_BUCKETS) % TIME_BUCKETS;
   }
 
-  private check(now: number): void {
+  /** Opens the circuit when a limit is reached; the window was just rotated to now by `add`. */
+  private check(): void {
     if (this.consecutive >= this.consecutiveFailureLimit)
       return this.transition('open', this.now());
-    if (this.windowType === 'time') this.rotate(now);
     if (this.calls < this.minimumCalls) return;
     if (
       this.failures / this.calls >= this.failureRateThreshold ||

@@ -218,6 +218,71 @@ describe('circuit breaker: time window', () => {
     expect(breaker.state).toBe('open');
   });
 
+  // issue 10 item 1 (resilience4j SlidingTimeWindowMetrics): a sample belongs to the window of the
+  // moment its outcome is known, not to that of the call's start.
+  it.each([
+    ['without', false],
+    ['with', true],
+  ])(
+    'files a sample when its outcome is known: a call failing at 60 s does not join failures of t = 0 (%s a stats() read in between)',
+    async (_, readStats) => {
+      const clock = new ManualClock();
+      const breaker = circuitBreaker({
+        clock,
+        window: { type: 'time', duration: 10_000 },
+        minimumCalls: 5,
+      });
+      const call = resilient(
+        (ms: number) => new Promise<never>((_, reject) => clock.setTimer(() => reject(boom), ms)),
+        { clock, circuitBreaker: breaker },
+      );
+      const long = call(60_000).catch((error: unknown) => error);
+      const fast = [1, 2, 3, 4].map(() => call(0).catch((error: unknown) => error));
+      await clock.advance(0);
+      await Promise.all(fast);
+      expect(breaker.stats()).toMatchObject({ state: 'closed', calls: 4, failures: 4 });
+      await clock.advance(30_000);
+      if (readStats) expect(breaker.stats().calls).toBe(0);
+      await clock.advance(30_000);
+      expect(await long).toBe(boom);
+      expect(breaker.stats()).toMatchObject({ state: 'closed', calls: 1, failures: 1 });
+    },
+  );
+
+  it('files a long call that ends within the window with the recent failures, and opens', async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({
+      clock,
+      window: { type: 'time', duration: 10_000 },
+      minimumCalls: 5,
+    });
+    const call = resilient(
+      (ms: number) => new Promise<never>((_, reject) => clock.setTimer(() => reject(boom), ms)),
+      { clock, circuitBreaker: breaker },
+    );
+    const long = call(60_000).catch((error: unknown) => error);
+    await clock.advance(55_000);
+    const fast = [1, 2, 3, 4].map(() => call(0).catch((error: unknown) => error));
+    await clock.advance(0);
+    await Promise.all(fast);
+    expect(breaker.state).toBe('closed');
+    await clock.advance(5_000);
+    await long;
+    expect(breaker.stats()).toMatchObject({ state: 'open', calls: 5, failures: 5 });
+  });
+
+  it('measures a slow call from its start, and files it when it ends', async () => {
+    const { run, breaker } = setup({
+      window: { type: 'time', duration: 1_000 },
+      minimumCalls: 1,
+      slowCallDuration: 2_000,
+      slowCallRateThreshold: 1,
+    });
+    // 2.5 s from start to end: slow; filed at its end, so it is in the window and opens the circuit.
+    expect(await run(2_500)).toBe('slow');
+    expect(breaker.stats()).toMatchObject({ state: 'open', calls: 1, slowCalls: 1 });
+  });
+
   it('does not allow a size with a time window, nor a duration with a count window', () => {
     expect(() => circuitBreaker({ window: { type: 'time', size: 5 } as never })).toThrow(
       /`circuitBreaker.window.size` applies to a count window/,
