@@ -1,5 +1,4 @@
-import type { CircuitState } from './policies/circuit-breaker.js';
-import type { StorePolicy } from './store.js';
+import type { CircuitState, StorePolicy } from './types.js';
 
 /** Why a call was turned away before `fn` ran. */
 export type RejectionReason =

@@ -1,5 +1,6 @@
 import type { Problems } from './core/validate.js';
 import type { Emitter } from './events.js';
+import type { StorePolicy } from './types.js';
 
 /**
  * Shared state for the stateful policies, so that many processes act as one: a circuit breaker that
@@ -109,8 +110,7 @@ export interface Serializer {
   decode(data: string): unknown;
 }
 
-/** What {@link StoreUnavailable} events name. */
-export type StorePolicy = 'circuitBreaker' | 'rateLimiter' | 'cache';
+export type { StorePolicy } from './types.js';
 
 /** @internal true when `value` looks like a {@link Store}. */
 export function isStore(value: unknown): value is Store {

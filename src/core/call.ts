@@ -1,3 +1,5 @@
+import type { Attempt } from './attempt.js';
+
 /* eslint-disable @typescript-eslint/no-unsafe-function-type -- a wrapped function is called with any `this` */
 /** @internal any function, called with `.call` / `.apply`. */
 export type AnyFunction = Function;
@@ -30,3 +32,63 @@ export function callWith(
       return f.apply(thisArg, rest!);
   }
 }
+
+/** What `policy.execute(task)` runs on each attempt instead of the wrapped function. */
+export type Task = (context: Attempt) => unknown;
+
+export function toPromise(value: unknown): Promise<unknown> {
+  return value instanceof Promise ? (value as Promise<unknown>) : Promise.resolve(value);
+}
+
+/** Calls `fn` (or `task`) with exactly the arguments received; never throws. */
+export function run(
+  fn: AnyFunction | undefined,
+  thisArg: unknown,
+  argc: number,
+  a0: unknown,
+  a1: unknown,
+  a2: unknown,
+  a3: unknown,
+  rest: unknown[] | undefined,
+  task: Task | undefined,
+  context: Attempt | undefined,
+): Promise<unknown> {
+  let result: unknown;
+  try {
+    result =
+      task === undefined ? callWith(fn, thisArg, argc, a0, a1, a2, a3, rest) : task(context!);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return toPromise(result);
+}
+
+/* eslint-disable no-restricted-syntax -- slow path: runs only when a call misses, fails, waits or carries a signal */
+export function collect(
+  argc: number,
+  a0: unknown,
+  a1: unknown,
+  a2: unknown,
+  a3: unknown,
+  rest: unknown[] | undefined,
+): unknown[] {
+  if (argc > 4) return rest!;
+  return args4(argc, a0, a1, a2, a3);
+}
+
+function args4(argc: number, a0: unknown, a1: unknown, a2: unknown, a3: unknown): unknown[] {
+  switch (argc) {
+    case 0:
+      return [];
+    case 1:
+      return [a0];
+    case 2:
+      return [a0, a1];
+    case 3:
+      return [a0, a1, a2];
+    default:
+      return [a0, a1, a2, a3];
+  }
+}
+
+/* eslint-enable no-restricted-syntax */

@@ -3,10 +3,10 @@ import { isLocalRejection } from '../errors.js';
 import { Emitter, type Listener, type Unsubscribe } from '../events.js';
 import { Problems } from '../core/validate.js';
 import { storeOption, type Store } from '../store.js';
+import type { CircuitState } from '../types.js';
 import { CircuitLink } from './shared-circuit.js';
 
-/** The breaker's state. `isolated` is open by hand until {@link CircuitBreaker.reset}. */
-export type CircuitState = 'closed' | 'open' | 'halfOpen' | 'isolated';
+export type { CircuitState } from '../types.js';
 
 /** The sliding window the failure rate is computed over. */
 export type CircuitWindow =

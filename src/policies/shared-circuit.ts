@@ -7,7 +7,28 @@ import {
   type SharedCircuit,
   type Store,
 } from '../store.js';
-import type { CircuitBreaker, CircuitState } from './circuit-breaker.js';
+import type { Clock } from '../clock.js';
+import type { Emitter } from '../events.js';
+import type { CircuitState } from '../types.js';
+
+/**
+ * What a {@link CircuitLink} reads of its breaker and calls on it. The breaker (circuit-breaker.ts)
+ * imports the link; the link knows the breaker only through this shape, so the two files do not import
+ * each other.
+ */
+export interface LinkedBreaker {
+  readonly events: Emitter;
+  readonly clock: Clock | undefined;
+  readonly state: CircuitState;
+  readonly windowType: 'count' | 'time';
+  readonly windowDuration: number;
+  readonly minimumCalls: number;
+  readonly failureRateThreshold: number;
+  readonly slowCallDuration: number;
+  readonly slowCallRateThreshold: number;
+  readonly halfOpenAfter: number;
+  applyRemote(state: 'open' | 'closed' | 'isolated', retryAfter: number): void;
+}
 
 /** Samples batched before a flush, at most. */
 export const FLUSH_SAMPLES = 50;
@@ -19,7 +40,7 @@ export const FLEET_COUNT_WINDOW = 10_000;
 const BUCKETS = 10;
 
 /**
- * @internal The link between one process's {@link CircuitBreaker} and the fleet's circuit in a store.
+ * @internal The link between one process's circuit breaker and the fleet's circuit in a store.
  *
  * - Happy path: samples are counted here and flushed in batches (every {@link FLUSH_INTERVAL} ms or
  *   {@link FLUSH_SAMPLES} samples), fire-and-forget; the reply is the fleet's window, and when its rate
@@ -52,7 +73,7 @@ export class CircuitLink {
   };
 
   constructor(
-    private readonly breaker: CircuitBreaker,
+    private readonly breaker: LinkedBreaker,
     store: Store,
     name: string,
   ) {

@@ -1,0 +1,438 @@
+import type { Emitter, RejectionReason } from '../events.js';
+import type { ResolvedOptions } from '../options.js';
+import type { RetryBudget } from '../policies/retry.js';
+import { ASK_STORE } from '../policies/circuit-breaker.js';
+import { Attempt } from './attempt.js';
+import { collect, run, type AnyFunction, type Task } from './call.js';
+import { DeadlineQueue, type DeadlineEntry } from './deadline-queue.js';
+import { ERROR, Flow, RESULT, SlowPath } from './slow-path.js';
+
+/**
+ * The fast path: the first attempt of a call, synchronous from admission to `fn`, with at most one
+ * `.then` whose handlers were made once (ARCHITECTURE.md section 3). Whatever fails, waits or carries
+ * a signal goes on to the slow path (slow-path.ts).
+ */
+
+const POOL_MAX = 1024;
+// eslint-disable-next-line no-restricted-syntax -- one pool per process, made at load time
+const pool: Call[] = [];
+
+/**
+ * The per-call state of the fast path (the first attempt), pooled: its handlers are created once per
+ * pooled object, so a call allocates no closure. A Call belongs to one attempt until `fn` settles; when
+ * the call moves on to the slow path (a retry, a fallback), what the slow path needs is copied out.
+ */
+class Call implements DeadlineEntry {
+  p: FastPath | undefined = undefined;
+  thisArg: unknown = undefined;
+  argc = 0;
+  a0: unknown = undefined;
+  a1: unknown = undefined;
+  a2: unknown = undefined;
+  a3: unknown = undefined;
+  rest: unknown[] | undefined = undefined;
+  task: Task | undefined = undefined;
+  attempt: Attempt | undefined = undefined;
+  start = 0;
+  permit = 0;
+  timedOut = false;
+  resolve: ((value: unknown) => void) | undefined = undefined;
+  reject: ((reason: unknown) => void) | undefined = undefined;
+  // DeadlineEntry
+  deadline = 0;
+  prev: DeadlineEntry | undefined = undefined;
+  next: DeadlineEntry | undefined = undefined;
+  queued = false;
+
+  readonly onOk = (value: unknown): unknown => this.p!.fastOk(this, value);
+  readonly onError = (error: unknown): unknown => this.p!.fastError(this, error);
+  readonly onTimedOk = (value: unknown): void => this.p!.timedOk(this, value);
+  readonly onTimedError = (error: unknown): void => this.p!.timedError(this, error);
+  /** A timer of this call's own, used instead of the shared deadline queue while someone listens. */
+  timer: unknown = undefined;
+  readonly onExpired = (): void => {
+    this.timer = undefined;
+    this.p!.expired(this);
+  };
+}
+
+function acquireCall(): Call {
+  return pool.length > 0 ? pool.pop()! : new Call();
+}
+
+function releaseCall(c: Call): void {
+  c.p = undefined;
+  c.thisArg = undefined;
+  c.a0 = c.a1 = c.a2 = c.a3 = undefined;
+  c.rest = undefined;
+  c.task = undefined;
+  c.attempt = undefined;
+  c.resolve = undefined;
+  c.reject = undefined;
+  c.timedOut = false;
+  if (pool.length < POOL_MAX) pool.push(c);
+}
+
+let capturedResolve: ((value: unknown) => void) | undefined;
+let capturedReject: ((reason: unknown) => void) | undefined;
+function capture(resolve: (value: unknown) => void, reject: (reason: unknown) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
+
+/**
+ * A promise rejected with `reason` one microtask from now, after the caller's `await` has attached its
+ * handler. `Promise.reject(reason)` costs about 1 µs on Node 20 under load: Node's unhandled-rejection
+ * tracking calls into JavaScript for a promise rejected with no handler, and again when one is
+ * attached. A promise rejected once it has a handler skips both. Rejections are batched: one microtask
+ * rejects every promise refused in the same turn.
+ */
+function rejectSoon(reason: unknown): Promise<never> {
+  const promise = new Promise(capture) as Promise<never>;
+  rejectQueue.push(capturedReject!, reason);
+  capturedResolve = capturedReject = undefined;
+  if (rejectQueue.length === 2) queueMicrotask(flushRejections);
+  return promise;
+}
+
+// eslint-disable-next-line no-restricted-syntax -- one queue per process, made at load time
+const rejectQueue: unknown[] = [];
+
+function flushRejections(): void {
+  // Rejecting runs no user code synchronously (handlers are queued), so nothing is added meanwhile.
+  for (let i = 0; i < rejectQueue.length; i += 2) {
+    (rejectQueue[i] as (reason: unknown) => void)(rejectQueue[i + 1]);
+  }
+  rejectQueue.length = 0;
+}
+
+/**
+ * The fast-path layer of the compiled pipeline: what can be decided at wrap time for the first attempt
+ * is decided in the constructor; `invoke` admits the call synchronously and runs `fn`.
+ */
+export abstract class FastPath extends SlowPath {
+  /** The first attempt's limit: min(attempt, total). */
+  readonly firstTimeout: number;
+  readonly firstScope: 'attempt' | 'total';
+  /** True when the fast path must read the clock. */
+  private readonly needsClock: boolean;
+  /** The retry budget, which counts every call. */
+  private readonly budget: RetryBudget | undefined;
+  /** True when a successful first attempt must be judged by `retryOnResult`. */
+  private readonly judgesResult: boolean;
+  /** True when the breaker's samples need their start time (time window or slow calls). */
+  private readonly breakerTimed: boolean;
+  /** True when `fn`'s promise must be watched at all. */
+  private readonly observe: boolean;
+  private readonly deadlines: DeadlineQueue<Call> | undefined;
+
+  constructor(fn: AnyFunction | undefined, options: ResolvedOptions, parent: Emitter | undefined) {
+    super(fn, options, parent);
+    this.firstTimeout = Math.min(this.attemptTimeout, this.totalTimeout);
+    this.firstScope = this.attemptTimeout <= this.totalTimeout ? 'attempt' : 'total';
+    const breaker = this.breaker;
+    // Any breaker needs the time: an open circuit turns half-open after `halfOpenAfter`, even with a
+    // count window (with `now` stuck at 0 it would stay open for ever).
+    // A closed breaker with a count window needs no time; one that is not closed reads the clock
+    // itself in `invoke` (an open circuit turns half-open after `halfOpenAfter`).
+    this.budget = this.retry?.budget;
+    this.judgesResult = this.retry?.retryOnResult !== undefined;
+    this.breakerTimed =
+      breaker !== undefined &&
+      (breaker.windowType === 'time' || breaker.slowCallDuration !== Infinity);
+    this.needsClock =
+      this.breakerTimed ||
+      this.limiter !== undefined ||
+      this.firstTimeout !== Infinity ||
+      this.retry?.budget !== undefined;
+    this.observe =
+      this.retry !== undefined ||
+      this.fallbackHere ||
+      breaker !== undefined ||
+      this.bulkhead !== undefined ||
+      this.firstTimeout !== Infinity;
+    this.deadlines =
+      this.firstTimeout === Infinity
+        ? undefined
+        : new DeadlineQueue<Call>(this.clock, (c) => this.expired(c));
+  }
+
+  protected invoke(
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+    task: Task | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    if (signal !== undefined || this.signal !== undefined) {
+      const now = this.clock.now();
+      this.budget?.recordCall(now);
+      return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, signal);
+    }
+    let now = this.needsClock ? this.clock.now() : 0;
+    this.budget?.recordCall(now);
+    let permit = 0;
+    const breaker = this.breaker;
+    if (breaker !== undefined) {
+      permit = breaker.closedPermit();
+      if (permit < 0) {
+        if (!this.needsClock) now = this.clock.now();
+        permit = breaker.tryEnter(now);
+        // The fleet's circuit: whether this call may be its trial is the store's to say.
+        if (permit === ASK_STORE)
+          return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, undefined);
+      }
+      if (permit < 0)
+        return this.rejectEarly(
+          'circuitOpen',
+          breaker.retryAfter(now),
+          thisArg,
+          argc,
+          a0,
+          a1,
+          a2,
+          a3,
+          rest,
+          task,
+          now,
+        );
+    }
+    const limiter = this.limiter;
+    if (limiter !== undefined && !limiter.tryAcquire(now)) {
+      breaker?.release(permit);
+      // A limiter with a store answers on the slow path (one round trip to the store).
+      if (limiter.shared === undefined && (limiter.maxWait === 0 || this.totalTimeout === 0)) {
+        limiter.countRejection();
+        return this.rejectEarly(
+          'rateLimited',
+          limiter.retryAfter(now),
+          thisArg,
+          argc,
+          a0,
+          a1,
+          a2,
+          a3,
+          rest,
+          task,
+          now,
+        );
+      }
+      return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, undefined);
+    }
+    const bulkhead = this.bulkhead;
+    if (bulkhead !== undefined && !bulkhead.tryAcquire()) {
+      if (limiter !== undefined) limiter.refund();
+      breaker?.release(permit);
+      if (bulkhead.maxQueue === 0) {
+        bulkhead.countRejection();
+        return this.rejectEarly('bulkheadFull', 0, thisArg, argc, a0, a1, a2, a3, rest, task, now);
+      }
+      return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, undefined);
+    }
+    if (!this.observe) {
+      const context = task === undefined ? undefined : new Attempt(1);
+      return run(this.fn, thisArg, argc, a0, a1, a2, a3, rest, task, context);
+    }
+
+    const c = acquireCall();
+    c.p = this;
+    c.thisArg = thisArg;
+    c.argc = argc;
+    c.a0 = a0;
+    c.a1 = a1;
+    c.a2 = a2;
+    c.a3 = a3;
+    c.rest = rest;
+    c.task = task;
+    c.start = now;
+    c.permit = permit;
+    if (task !== undefined) c.attempt = new Attempt(1);
+    const promise = run(this.fn, thisArg, argc, a0, a1, a2, a3, rest, task, c.attempt);
+    const deadlines = this.deadlines;
+    if (deadlines === undefined) return promise.then(c.onOk, c.onError);
+    const outer = new Promise(capture);
+    c.resolve = capturedResolve;
+    c.reject = capturedReject;
+    capturedResolve = capturedReject = undefined;
+    c.deadline = now + this.firstTimeout;
+    if (this.listening()) {
+      // A listener (OpenTelemetry, say) reads the async context of the events it gets: the timeout
+      // event must fire in this call's context, not in that of the call that armed the shared timer.
+      c.timer = this.clock.setTimer(c.onExpired, this.firstTimeout, true);
+    } else {
+      deadlines.push(c);
+    }
+    // The handlers never throw, so the promise this `then` returns never rejects.
+    void promise.then(c.onTimedOk, c.onTimedError);
+    return outer;
+  }
+
+  /**
+   * The start time a breaker sample needs, or 0 when the breaker does not use it (a count window
+   * without slow calls): passing a float to a method V8 did not inline boxes it, 16 bytes per call.
+   */
+  private sampleTime(c: Call): number {
+    return this.breakerTimed ? c.start : 0;
+  }
+
+  /** @internal the first attempt succeeded (no timeout stage). */
+  fastOk(c: Call, value: unknown): unknown {
+    this.breaker?.recordSuccess(c.permit, this.sampleTime(c));
+    this.bulkhead?.release();
+    if (!this.judgesResult) {
+      releaseCall(c);
+      return value;
+    }
+    const next = this.afterFirst(c, false, value);
+    releaseCall(c);
+    return next;
+  }
+
+  /** @internal the first attempt failed (no timeout stage). */
+  fastError(c: Call, error: unknown): unknown {
+    this.breaker?.recordFailure(c.permit, this.sampleTime(c), error);
+    this.bulkhead?.release();
+    try {
+      return this.afterFirst(c, true, error);
+    } finally {
+      releaseCall(c);
+    }
+  }
+
+  /** @internal `fn` settled in a timed first attempt. */
+  timedOk(c: Call, value: unknown): void {
+    this.bulkhead?.release();
+    if (c.timedOut) return releaseCall(c);
+    this.stopTimer(c);
+    this.breaker?.recordSuccess(c.permit, this.sampleTime(c));
+    this.settleOuter(c, false, value);
+    releaseCall(c);
+  }
+
+  /** @internal `fn` failed in a timed first attempt. */
+  timedError(c: Call, error: unknown): void {
+    this.bulkhead?.release();
+    if (c.timedOut) return releaseCall(c);
+    this.stopTimer(c);
+    this.breaker?.recordFailure(c.permit, this.sampleTime(c), error);
+    this.settleOuter(c, true, error);
+    releaseCall(c);
+  }
+
+  private settleOuter(c: Call, failed: boolean, value: unknown): void {
+    const resolve = c.resolve as (value: unknown) => void;
+    const reject = c.reject as (reason: unknown) => void;
+    c.resolve = c.reject = undefined;
+    try {
+      resolve(this.afterFirst(c, failed, value));
+    } catch (error) {
+      reject(error);
+    }
+  }
+
+  /**
+   * What follows the first attempt: its value, a retry (slow path), the fallback, or its error thrown.
+   * The retry predicates run here, synchronously, so a failure that is not retried never pays for an
+   * async frame.
+   */
+  private afterFirst(c: Call, failed: boolean, value: unknown): unknown {
+    return this.decide(
+      failed,
+      value,
+      c.thisArg,
+      c.argc,
+      c.a0,
+      c.a1,
+      c.a2,
+      c.a3,
+      c.rest,
+      c.task,
+      c.start,
+    );
+  }
+
+  private decide(
+    failed: boolean,
+    value: unknown,
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+    task: Task | undefined,
+    start: number,
+  ): unknown {
+    let again: boolean;
+    try {
+      again = failed ? this.retriesError(value, 1) : this.retriesResult(value, 1);
+    } catch (predicateError) {
+      failed = true;
+      value = predicateError;
+      again = false;
+    }
+    if (again) {
+      const flow = new Flow(
+        thisArg,
+        collect(argc, a0, a1, a2, a3, rest),
+        task,
+        start,
+        this.totalTimeout,
+      );
+      return this.continueFlow(flow, failed ? ERROR : RESULT, value, true);
+    }
+    if (!failed) return value;
+    if (this.fallbackHere) {
+      return this.applyFallback(value, thisArg, collect(argc, a0, a1, a2, a3, rest));
+    }
+    throw value;
+  }
+
+  private stopTimer(c: Call): void {
+    if (c.timer === undefined) return this.deadlines?.remove(c);
+    this.clock.clearTimer(c.timer);
+    c.timer = undefined;
+  }
+
+  /** The first attempt ran out of time; `fn` still runs and keeps its bulkhead slot until it settles. */
+  /** @internal */
+  expired(c: Call): void {
+    c.timedOut = true;
+    const error = this.timeoutError(this.firstTimeout, this.firstScope);
+    c.attempt?.abort(error);
+    this.breaker?.recordFailure(c.permit, this.sampleTime(c), error);
+    this.settleOuter(c, true, error);
+  }
+
+  /** A rejection before `fn` ran, without entering the slow path unless a retry may follow. */
+  private rejectEarly(
+    reason: RejectionReason,
+    retryAfter: number,
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+    task: Task | undefined,
+    now: number,
+  ): Promise<unknown> {
+    const error = this.rejection(reason, retryAfter);
+    if (this.retry === undefined && (this.fallback === undefined || this.cache !== undefined)) {
+      return rejectSoon(error);
+    }
+    try {
+      return Promise.resolve(
+        this.decide(true, error, thisArg, argc, a0, a1, a2, a3, rest, task, now),
+      );
+    } catch (finalError) {
+      return rejectSoon(finalError);
+    }
+  }
+}

@@ -1,0 +1,432 @@
+/* eslint-disable no-restricted-syntax -- slow path: runs only when a call fails, waits or carries a signal */
+import type { Emitter } from '../events.js';
+import type { ResolvedOptions } from '../options.js';
+import type { Bulkhead, BulkheadWaiter } from '../policies/bulkhead.js';
+import { ASK_STORE } from '../policies/circuit-breaker.js';
+import { Attempt } from './attempt.js';
+import { run, toPromise, type AnyFunction, type Task } from './call.js';
+import { Stages } from './stages.js';
+
+/**
+ * The slow path: the only async code of the pipeline. The retry loop, backoff sleeps, rate-limiter and
+ * bulkhead waits, the caller's abort, and the fallback. A call enters it only when its first attempt
+ * failed and is retried, when it must wait, or when it carries a signal; the fast path (fast-path.ts)
+ * hands it what it knows so far.
+ */
+
+/** What the slow path is handed from the fast path: nothing yet, an error, or a result. */
+export const NOTHING = 0;
+export const ERROR = 1;
+export const RESULT = 2;
+
+/**
+ * The calls waiting on each caller signal. A signal gets one 'abort' listener however many calls watch
+ * it: a long-lived signal (shutdown) shared by more than 10 calls in flight would otherwise make Node log
+ * a MaxListenersExceededWarning. The listener is removed when the last of those calls ends.
+ */
+const watching = new WeakMap<AbortSignal, Set<Flow>>();
+
+function abortFlows(event: Event): void {
+  const signal = event.target as AbortSignal;
+  const flows = watching.get(signal);
+  if (flows === undefined) return;
+  watching.delete(signal);
+  signal.removeEventListener('abort', abortFlows);
+  for (const flow of flows) flow.abort(signal.reason);
+}
+
+/** The slow path's per-call state: allocated only when a call fails, waits or carries a signal. */
+export class Flow {
+  deadline: number;
+  aborted = false;
+  reason: unknown = undefined;
+  /** The abort handler of whatever the call waits on now. */
+  onAbort: ((reason: unknown) => void) | undefined = undefined;
+  private readonly signals: AbortSignal[] = [];
+
+  constructor(
+    readonly thisArg: unknown,
+    readonly args: unknown[],
+    readonly task: Task | undefined,
+    readonly start: number,
+    total: number,
+  ) {
+    this.deadline = start + total;
+  }
+
+  /** Listens to the caller's signals for the whole call; {@link Flow.dispose} removes the listeners. */
+  watch(signal: AbortSignal | undefined): void {
+    if (signal === undefined) return;
+    if (signal.aborted) return this.abort(signal.reason);
+    let flows = watching.get(signal);
+    if (flows === undefined) {
+      flows = new Set();
+      watching.set(signal, flows);
+      signal.addEventListener('abort', abortFlows);
+    }
+    flows.add(this);
+    this.signals.push(signal);
+  }
+
+  /**
+   * Sets the abort handler of the wait that begins now. When the call was aborted already (between two
+   * waits, or by `fn` itself while it started), the handler runs at once: a wait never outlives an abort.
+   */
+  whenAborted(handler: (reason: unknown) => void): void {
+    if (this.aborted) handler(this.reason);
+    else this.onAbort = handler;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const onAbort = this.onAbort;
+    this.onAbort = undefined;
+    onAbort?.(reason);
+  }
+
+  dispose(): void {
+    for (const signal of this.signals) {
+      const flows = watching.get(signal);
+      if (flows === undefined) continue;
+      flows.delete(this);
+      if (flows.size === 0) {
+        watching.delete(signal);
+        signal.removeEventListener('abort', abortFlows);
+      }
+    }
+    this.signals.length = 0;
+    this.onAbort = undefined;
+  }
+}
+
+/**
+ * The slow-path layer of the compiled pipeline: the stages' settings the slow path reads, and the async
+ * methods. {@link FastPath} builds on it; {@link Pipeline} (the cache stage) on that.
+ */
+export abstract class SlowPath extends Stages {
+  readonly attemptTimeout: number;
+  readonly totalTimeout: number;
+  readonly bulkhead: Bulkhead | undefined;
+  readonly signal: AbortSignal | undefined;
+  /** True when this pipeline applies the fallback itself (no cache stage in front of it). */
+  protected readonly fallbackHere: boolean;
+  private readonly releaseSlot: () => void;
+
+  constructor(
+    readonly fn: AnyFunction | undefined,
+    options: ResolvedOptions,
+    parent: Emitter | undefined,
+  ) {
+    super(options, parent);
+    this.attemptTimeout = options.timeout?.attempt ?? Infinity;
+    this.totalTimeout = options.timeout?.total ?? Infinity;
+    this.bulkhead = options.bulkhead;
+    this.signal = options.signal;
+    // The fallback runs here only when there is no cache: with a cache, the cache stage sees the failure
+    // first (to serve a stale value) and applies the fallback itself. `execute` (no `fn`) skips the
+    // cache stage, so its pipeline always applies the fallback here.
+    this.fallbackHere =
+      this.fallback !== undefined && (this.cache === undefined || fn === undefined);
+    const bulkhead = this.bulkhead;
+    this.releaseSlot = () => bulkhead?.release();
+  }
+
+  protected startFlow(
+    thisArg: unknown,
+    args: unknown[],
+    task: Task | undefined,
+    now: number,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    const flow = new Flow(thisArg, args, task, now, this.totalTimeout);
+    flow.watch(this.signal);
+    flow.watch(signal);
+    return this.continueFlow(flow, NOTHING, undefined, false);
+  }
+
+  protected async continueFlow(
+    flow: Flow,
+    pending: number,
+    value: unknown,
+    judged: boolean,
+  ): Promise<unknown> {
+    try {
+      return await this.retryLoop(flow, pending, value, judged);
+    } catch (error) {
+      if (!this.fallbackHere || (flow.aborted && error === flow.reason)) throw error;
+      return this.applyFallback(error, flow.thisArg, flow.args);
+    } finally {
+      flow.dispose();
+    }
+  }
+
+  protected applyFallback(error: unknown, thisArg: unknown, args: unknown[]): Promise<unknown> {
+    const fallback = this.fallback!;
+    if (this.listening()) this.emit({ type: 'fallbackUsed', error });
+    if (fallback.fn === undefined) return Promise.resolve(fallback.value);
+    try {
+      return toPromise(fallback.fn.call(thisArg, error, ...args));
+    } catch (fallbackError) {
+      return Promise.reject(fallbackError);
+    }
+  }
+
+  /**
+   * The retry loop. `pending` is an outcome already known (the first attempt's, from the fast path);
+   * `judged` says the retry predicates already ran on it and said retry.
+   */
+  private async retryLoop(
+    flow: Flow,
+    pending: number,
+    value: unknown,
+    judged: boolean,
+  ): Promise<unknown> {
+    const retry = this.retry;
+    let attempt = 1;
+    let delay = 0;
+    for (;;) {
+      if (pending === NOTHING) {
+        if (flow.aborted) throw flow.reason;
+        try {
+          value = await this.attemptSlow(flow, attempt);
+          pending = RESULT;
+        } catch (error) {
+          value = error;
+          pending = ERROR;
+        }
+      }
+      if (pending === ERROR && flow.aborted && value === flow.reason) throw value;
+      if (
+        !judged &&
+        !(pending === ERROR
+          ? this.retriesError(value, attempt)
+          : this.retriesResult(value, attempt))
+      ) {
+        if (pending === RESULT) return value;
+        throw value;
+      }
+      judged = false;
+      const error = pending === ERROR ? value : undefined;
+      const now = this.clock.now();
+      if (retry?.budget !== undefined && !retry.budget.tryRetry(now)) {
+        if (this.listening()) this.emit({ type: 'retryBudgetExhausted', attempt, error });
+        if (pending === RESULT) return value;
+        throw value;
+      }
+      const hinted = pending === ERROR ? retryAfterOf(value) : undefined;
+      delay = hinted ?? retry!.backoff(attempt, delay, this.random);
+      // NaN or a negative delay retries at once; Infinity means never, so the retry is abandoned below.
+      if (!(delay >= 0)) delay = 0;
+      const remaining = flow.deadline - now;
+      if (delay >= remaining) {
+        if (this.listening())
+          this.emit({ type: 'retryAbandoned', attempt, delay, remaining, error });
+        if (pending === RESULT) return value;
+        throw value;
+      }
+      if (this.listening()) {
+        this.emit(
+          pending === RESULT
+            ? { type: 'retryResultScheduled', attempt, delay, result: value }
+            : { type: 'retryScheduled', attempt, delay, error },
+        );
+      }
+      if (delay > 0) await this.sleep(flow, delay);
+      attempt++;
+      pending = NOTHING;
+    }
+  }
+
+  /** One attempt on the slow path: admission (maybe waiting), then `fn` under its timeout. */
+  private async attemptSlow(flow: Flow, attempt: number): Promise<unknown> {
+    let now = this.clock.now();
+    const breaker = this.breaker;
+    let permit = 0;
+    if (breaker !== undefined) {
+      permit = breaker.tryEnter(now);
+      if (permit === ASK_STORE) {
+        permit = await breaker.enterShared();
+        now = this.clock.now();
+      }
+      if (permit < 0) throw this.rejection('circuitOpen', breaker.retryAfter(now));
+    }
+    try {
+      const limiter = this.limiter;
+      if (limiter !== undefined) {
+        const remaining = flow.deadline - now;
+        const maxWait = Math.min(limiter.maxWait, remaining);
+        const wait =
+          limiter.shared === undefined
+            ? limiter.reserve(now, maxWait)
+            : await limiter.reserveShared(now, Math.max(0, maxWait));
+        if (wait < 0) throw this.rejection('rateLimited', limiter.retryAfter(now));
+        if (limiter.shared !== undefined) now = this.clock.now();
+        if (wait > 0) {
+          if (this.listening()) this.emit({ type: 'rateLimitWaited', wait });
+          const reservation = limiter.reservationEnd;
+          try {
+            await this.sleep(flow, wait);
+          } catch (error) {
+            if (limiter.shared === undefined && limiter.reservationEnd === reservation)
+              limiter.refund();
+            throw error;
+          }
+          now = this.clock.now();
+        }
+      }
+      const bulkhead = this.bulkhead;
+      if (bulkhead !== undefined && !bulkhead.tryAcquire()) {
+        await this.queue(flow, bulkhead);
+        now = this.clock.now();
+      }
+    } catch (error) {
+      breaker?.release(permit);
+      throw error;
+    }
+    if (flow.aborted) {
+      // Aborted after the bulkhead slot was taken or handed over (before this resumed): give it back.
+      this.bulkhead?.release();
+      breaker?.release(permit);
+      throw flow.reason;
+    }
+    return this.runAttempt(flow, attempt, permit, now);
+  }
+
+  /** Runs `fn` once, racing its attempt timeout (or the call's deadline) and the caller's abort. */
+  private runAttempt(flow: Flow, attempt: number, permit: number, start: number): Promise<unknown> {
+    const context = flow.task === undefined ? undefined : new Attempt(attempt);
+    const promise =
+      flow.args.length <= 4
+        ? run(
+            this.fn,
+            flow.thisArg,
+            flow.args.length,
+            flow.args[0],
+            flow.args[1],
+            flow.args[2],
+            flow.args[3],
+            undefined,
+            flow.task,
+            context,
+          )
+        : run(
+            this.fn,
+            flow.thisArg,
+            flow.args.length,
+            undefined,
+            undefined,
+            undefined,
+            undefined,
+            flow.args,
+            flow.task,
+            context,
+          );
+    if (this.bulkhead !== undefined) promise.then(this.releaseSlot, this.releaseSlot);
+    const remaining = flow.deadline - start;
+    const limit = Math.min(this.attemptTimeout, remaining);
+    const scope = this.attemptTimeout <= remaining ? 'attempt' : 'total';
+    const breaker = this.breaker;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let timer: unknown = undefined;
+      const finish = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        if (timer !== undefined) this.clock.clearTimer(timer);
+        flow.onAbort = undefined;
+        return true;
+      };
+      if (limit !== Infinity) {
+        timer = this.clock.setTimer(
+          () => {
+            timer = undefined;
+            if (!finish()) return;
+            const error = this.timeoutError(limit, scope);
+            context?.abort(error);
+            breaker?.recordFailure(permit, start, error);
+            reject(error);
+          },
+          Math.max(0, limit),
+        );
+      }
+      flow.whenAborted((reason) => {
+        if (!finish()) return;
+        context?.abort(reason);
+        breaker?.release(permit);
+        reject(reason);
+      });
+      promise.then(
+        (value) => {
+          if (!finish()) return;
+          breaker?.recordSuccess(permit, start);
+          resolve(value);
+        },
+        (error: unknown) => {
+          if (!finish()) return;
+          breaker?.recordFailure(permit, start, error);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /** Waits `ms`, or rejects at once with the caller's abort reason. */
+  private sleep(flow: Flow, ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = this.clock.setTimer(() => {
+        flow.onAbort = undefined;
+        resolve();
+      }, ms);
+      flow.whenAborted((reason) => {
+        this.clock.clearTimer(timer);
+        reject(reason);
+      });
+    });
+  }
+
+  /** Waits in the bulkhead's FIFO queue for a slot. */
+  private queue(flow: Flow, bulkhead: Bulkhead): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let timer: unknown = undefined;
+      const waiter: BulkheadWaiter = {
+        grant: () => {
+          if (timer !== undefined) this.clock.clearTimer(timer);
+          flow.onAbort = undefined;
+          resolve();
+        },
+      };
+      if (!bulkhead.enqueue(waiter)) {
+        reject(this.rejection('bulkheadFull', 0));
+        return;
+      }
+      if (this.listening()) this.emit({ type: 'bulkheadQueued', queued: bulkhead.stats().queued });
+      const remaining = flow.deadline - this.clock.now();
+      const limit = Math.min(bulkhead.queueTimeout, remaining);
+      if (limit !== Infinity) {
+        timer = this.clock.setTimer(() => {
+          if (!bulkhead.dequeue(waiter)) return;
+          flow.onAbort = undefined;
+          if (bulkhead.queueTimeout <= remaining) {
+            bulkhead.countRejection();
+            reject(this.rejection('bulkheadQueueTimeout', 0));
+          } else {
+            reject(this.timeoutError(this.totalTimeout, 'total'));
+          }
+        }, limit);
+      }
+      flow.whenAborted((reason) => {
+        bulkhead.dequeue(waiter);
+        if (timer !== undefined) this.clock.clearTimer(timer);
+        reject(reason);
+      });
+    });
+  }
+}
+
+function retryAfterOf(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const hint = (error as { retryAfter?: unknown }).retryAfter;
+  return typeof hint === 'number' && hint >= 0 && hint !== Infinity ? hint : undefined;
+}
