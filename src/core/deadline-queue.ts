@@ -13,15 +13,25 @@ export interface DeadlineEntry {
  * deadline order. One timer serves the whole queue and is re-armed only when it fires, so a call that
  * finishes in time costs two pointer updates instead of a `setTimeout` and a `clearTimeout`.
  *
- * The timer keeps the process alive exactly while an entry waits on it: a script whose only pending work
- * is a call waiting for its timeout runs to that timeout, and one whose calls all settled can exit. When
- * the queue empties the timer is `unref`ed (or, on a clock without `refTimer`, cleared).
+ * The timer keeps the process alive while an entry waits on it: a script whose only pending work is a
+ * call waiting for its timeout runs to that timeout, and one whose calls all settled can exit. When the
+ * queue empties, the timer is `unref`ed (or, on a clock without `refTimer`, cleared) at the end of that
+ * turn of the event loop (in a `setImmediate`), unless an entry came back meanwhile: calls made one after
+ * another would otherwise pay a native `ref()` and `unref()` each, more than the rest of the stage.
  */
 export class DeadlineQueue<E extends DeadlineEntry> {
   private head: E | undefined = undefined;
   private tail: E | undefined = undefined;
   private timer: TimerHandle = undefined;
+  /** Whether the armed timer holds the process (it does from `arm` until `release`). */
+  private held = false;
+  /** A check at the end of this event-loop turn is scheduled. */
+  private checking = false;
   private readonly fire = (): void => this.expire();
+  private readonly check = (): void => {
+    this.checking = false;
+    if (this.head === undefined && this.timer !== undefined && this.held) this.release();
+  };
 
   constructor(
     private readonly clock: Clock,
@@ -40,7 +50,10 @@ export class DeadlineQueue<E extends DeadlineEntry> {
     if (this.tail === undefined) {
       this.head = entry;
       // The first waiter: the timer left armed by earlier calls holds the process again.
-      if (this.timer !== undefined) refTimer(this.clock, this.timer, true);
+      if (this.timer !== undefined && !this.held) {
+        refTimer(this.clock, this.timer, true);
+        this.held = true;
+      }
     } else {
       this.tail.next = entry;
     }
@@ -58,11 +71,15 @@ export class DeadlineQueue<E extends DeadlineEntry> {
     else next.prev = prev;
     entry.prev = undefined;
     entry.next = undefined;
-    if (this.head === undefined && this.timer !== undefined) this.release();
+    if (this.head === undefined && this.timer !== undefined && !this.checking) {
+      this.checking = true;
+      releaseSoon(this.check);
+    }
   }
 
   /** No entry waits any more: the timer must not hold the process. */
   private release(): void {
+    this.held = false;
     if (refTimer(this.clock, this.timer, false)) return;
     clearTimer(this.clock, this.timer);
     this.timer = undefined;
@@ -75,10 +92,12 @@ export class DeadlineQueue<E extends DeadlineEntry> {
 
   private arm(deadline: number): void {
     this.timer = setTimer(this.clock, this.fire, Math.max(0, deadline - this.clock.now()));
+    this.held = true;
   }
 
   private expire(): void {
     this.timer = undefined;
+    this.held = false;
     const now = this.clock.now();
     let entry = this.head;
     while (entry !== undefined && entry.deadline <= now) {
@@ -88,4 +107,10 @@ export class DeadlineQueue<E extends DeadlineEntry> {
     }
     if (entry !== undefined && this.timer === undefined) this.arm(entry.deadline);
   }
+}
+
+/** Runs `callback` at the end of this turn of the event loop (where there is no `setImmediate`: soon). */
+function releaseSoon(callback: () => void): void {
+  if (typeof setImmediate === 'function') setImmediate(callback);
+  else setTimeout(callback, 0);
 }

@@ -17,6 +17,9 @@ function setup() {
   return { clock, expired, queue };
 }
 
+/** Resolves once this turn of the event loop is over (after its `setImmediate` callbacks). */
+const endOfTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 describe('DeadlineQueue', () => {
   it('expires entries in order at their deadline with a single timer, ref’d while entries wait', async () => {
     const { clock, expired, queue } = setup();
@@ -107,7 +110,7 @@ describe('DeadlineQueue', () => {
     expect(clock.pending()).toBe(0);
   });
 
-  it('the timer holds the process only while an entry waits: unref’d when the queue empties, ref’d again by the next push', async () => {
+  it('the timer holds the process only while an entry waits: unref’d at the end of the turn in which the queue emptied, ref’d again by the next push', async () => {
     const { clock, queue } = setup();
     const [a, b, c] = [entry('a'), entry('b'), entry('c')];
     queue.push(a, 100);
@@ -117,6 +120,7 @@ describe('DeadlineQueue', () => {
     expect(clock.pending({ refOnly: true })).toBe(1); // b still waits
     queue.remove(b);
     expect(clock.pending()).toBe(1); // still armed: the next push sets no timer
+    await endOfTurn();
     expect(clock.pending({ refOnly: true })).toBe(0);
     queue.push(c, 150);
     expect(clock.pending()).toBe(1);
@@ -124,16 +128,33 @@ describe('DeadlineQueue', () => {
     await clock.advance(100); // the old timer fires and re-arms for c, ref'd
     expect(clock.pending({ refOnly: true })).toBe(1);
     queue.remove(c);
+    await endOfTurn();
     expect(clock.pending({ refOnly: true })).toBe(0);
   });
 
-  it('on a clock without refTimer, the timer is cleared when the queue empties', () => {
+  it('entries that come and go within one turn keep the timer held: no ref/unref per entry', async () => {
+    const clock = new ManualClock();
+    const queue = new DeadlineQueue<Entry>(clock, () => {});
+    for (let i = 0; i < 100; i++) {
+      const e = entry(`e${i}`);
+      queue.push(e, 100);
+      queue.remove(e);
+    }
+    expect(clock.refToggles).toBe(0);
+    expect(clock.pending({ refOnly: true })).toBe(1);
+    await endOfTurn();
+    expect(clock.refToggles).toBe(1); // one unref for the whole turn
+    expect(clock.pending({ refOnly: true })).toBe(0);
+  });
+
+  it('on a clock without refTimer, the timer is cleared at the end of the turn in which the queue emptied', async () => {
     const clock = new ManualClock(0, { refTimer: false });
     const queue = new DeadlineQueue<Entry>(clock, () => {});
     const a = entry('a');
     queue.push(a, 100);
     expect(clock.pending({ refOnly: true })).toBe(1);
     queue.remove(a);
+    await endOfTurn();
     expect(queue.armed).toBe(false);
     expect(clock.pending()).toBe(0);
   });

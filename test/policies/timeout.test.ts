@@ -83,6 +83,8 @@ describe('timeout: a number is the per-attempt limit', () => {
     const clock = new ManualClock();
     const wrapped = resilient(async (x: number) => x * 2, { timeout: 100, clock });
     for (let i = 0; i < 5; i++) await expect(wrapped(i)).resolves.toBe(i * 2);
+    // Released at the end of the event-loop turn in which the last call settled.
+    await new Promise((resolve) => setImmediate(resolve));
     expect(clock.pending({ refOnly: true })).toBe(0);
   });
 
