@@ -9,7 +9,10 @@ import {
   type SharedCache,
   type Store,
 } from '../store.js';
+import { jsonSerializer } from '../json-serializer.js';
 import { isClock } from './circuit-breaker.js';
+
+export { jsonSerializer };
 
 /** Options of the cache stage. */
 export interface CacheOptions<A extends readonly unknown[] = unknown[]> {
@@ -35,7 +38,8 @@ export interface CacheOptions<A extends readonly unknown[] = unknown[]> {
   store?: Store;
   /**
    * With a store: how values are encoded. The default value is {@link jsonSerializer}, which refuses
-   * what JSON would lose (functions, symbols, bigints, Maps, Sets, cycles, `undefined`).
+   * what JSON would not read back as it was (class instances such as a `Date`, `Map`, `Set`, `NaN`,
+   * `-0`, bigints, functions, `undefined` in arrays, cycles...) with a `TypeError` naming its path.
    */
   serializer?: Serializer;
 }
@@ -449,42 +453,4 @@ function isSerializer(value: unknown): value is Serializer {
     typeof (value as Serializer).encode === 'function' &&
     typeof (value as Serializer).decode === 'function'
   );
-}
-
-/**
- * The default {@link Serializer} of a cache with a store: JSON, refusing what JSON would silently lose
- * or cannot write (functions, symbols, bigints, Maps, Sets, cycles, `undefined` as the value). Objects
- * with a `toJSON` (a `Date`) are written through it and read back as what it returned.
- */
-export const jsonSerializer: Serializer = Object.freeze({
-  encode(value: unknown): string {
-    checkJson(value, 'the value', new Set());
-    return JSON.stringify(value);
-  },
-  decode(data: string): unknown {
-    return JSON.parse(data) as unknown;
-  },
-});
-
-function checkJson(value: unknown, path: string, seen: Set<object>): void {
-  const type = typeof value;
-  if (type === 'function' || type === 'symbol' || type === 'bigint' || value === undefined) {
-    if (value === undefined && path !== 'the value') return; // an absent property, as in JSON
-    throw new TypeError(
-      `${path} is ${type === 'undefined' ? 'undefined' : `a ${type}`}, which JSON cannot encode; pass \`cache.serializer\``,
-    );
-  }
-  if (type !== 'object' || value === null) return;
-  const object = value as Record<string, unknown>;
-  if (typeof object.toJSON === 'function') return;
-  if (value instanceof Map || value instanceof Set) {
-    throw new TypeError(
-      `${path} is a ${value instanceof Map ? 'Map' : 'Set'}, which JSON would write as {}; pass \`cache.serializer\``,
-    );
-  }
-  if (seen.has(object)) throw new TypeError(`${path} is a cycle, which JSON cannot encode`);
-  seen.add(object);
-  if (Array.isArray(value)) value.forEach((item, i) => checkJson(item, `${path}[${i}]`, seen));
-  else for (const key of Object.keys(object)) checkJson(object[key], `${path}.${key}`, seen);
-  seen.delete(object);
 }

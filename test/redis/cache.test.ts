@@ -96,16 +96,15 @@ describe.skipIf(noRedis)('cache with a Redis store', () => {
     const bad = resilient(async (id: string) => ({ id, big: 1n }), {
       cache: { name: name(), store },
     });
-    await expect(bad('a')).rejects.toThrow(/the value\.big is a bigint.*cache\.serializer/);
+    await expect(bad('a')).rejects.toThrow(/`value\.big` is a bigint.*cache\.serializer/);
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     expect(() => jsonSerializer.encode(cyclic)).toThrow(/cycle/);
     expect(() => jsonSerializer.encode(new Map())).toThrow(/Map/);
     expect(() => jsonSerializer.encode(() => 1)).toThrow(/function/);
     expect(() => jsonSerializer.encode(undefined)).toThrow(/undefined/);
-    expect(jsonSerializer.encode({ a: [1, 'x'], d: new Date(0), u: undefined })).toBe(
-      '{"a":[1,"x"],"d":"1970-01-01T00:00:00.000Z"}',
-    );
+    expect(() => jsonSerializer.encode({ d: new Date(0) })).toThrow(/`value\.d` is a Date/);
+    expect(jsonSerializer.encode({ a: [1, 'x'], u: undefined })).toBe('{"a":[1,"x"]}');
     const bigints = {
       encode: (v: unknown) => String(v),
       decode: (s: string) => BigInt(s),
