@@ -28,7 +28,7 @@ export function decorate(
     const { kind, name } = context as { kind: string; name: string | symbol };
     if (kind !== 'method' || typeof target !== 'function') {
       throw new TypeError(
-        `@resilient decorates class methods only, not a ${kind} (\`${String(name)}\`)`,
+        `@resilient decorates class methods only, not ${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind} (\`${String(name)}\`)`,
       );
     }
     return wrap(target as Method);

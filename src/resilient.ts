@@ -1,5 +1,6 @@
 import type { AttemptContext } from './core/attempt.js';
 import { Pipeline } from './core/pipeline.js';
+import { notAFunction } from './core/validate.js';
 import { decorate, isDecoratorCall } from './decorator.js';
 import { Emitter, type Listener, type Unsubscribe } from './events.js';
 import { resolveOptions, type ResilientOptions, type ResolvedOptions } from './options.js';
@@ -120,9 +121,13 @@ export function resilient(
     const resolved = resolveOptions(options);
     return wrap(fnOrOptions, resolved, undefined);
   }
-  if (options !== undefined) {
+  const isOptions =
+    typeof fnOrOptions === 'object' && fnOrOptions !== null && !Array.isArray(fnOrOptions);
+  if (options !== undefined || (arguments.length > 1 && !isOptions)) {
     throw new TypeError(
-      'resilient(options) takes one argument; to wrap a function call resilient(fn, options)',
+      isOptions
+        ? 'resilient(options) takes one argument; to wrap a function call resilient(fn, options)'
+        : notAFunction('resilient(fn, options)', fnOrOptions),
     );
   }
   return makePolicy(resolveOptions(fnOrOptions));
@@ -144,7 +149,9 @@ function makePolicy(resolved: ResolvedOptions): Policy<unknown> {
       return decorate(target, context, descriptor, (method) => wrap(method, resolved, events));
     }
     throw new TypeError(
-      'A bulwark policy wraps a function (`policy(fn)`) or decorates a class method (`@policy`)',
+      arguments.length === 1
+        ? notAFunction('policy(fn)', target)
+        : 'A bulwark policy wraps a function (`policy(fn)`) or decorates a class method (`@policy`)',
     );
   } as Policy<unknown>;
   const execute = (

@@ -1,6 +1,6 @@
 import { Stages } from './core/stages.js';
 import { callWith, type AnyFunction } from './core/call.js';
-import { Problems } from './core/validate.js';
+import { notAFunction, Problems } from './core/validate.js';
 import type { Emitter, Listener, Unsubscribe } from './events.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
 import {
@@ -62,7 +62,7 @@ export function resilientSync<A extends unknown[], R, This = unknown, const F = 
   options?: ResilientSyncOptions<A, F>,
 ): ResilientSyncFunction<This, A, R | F> {
   if (typeof fn !== 'function') {
-    throw new TypeError(`Expected resilientSync(fn, options) to get a function, got ${typeof fn}`);
+    throw new TypeError(notAFunction('resilientSync(fn, options)', fn));
   }
   const problems = new Problems();
   if (typeof options === 'object' && (options as object | null) !== null) {

@@ -172,7 +172,7 @@ describe('@resilient(options) as a standard decorator', () => {
         accessor value = 1;
       }
       return C;
-    }).toThrow(/not a accessor/);
+    }).toThrow(new TypeError('@resilient decorates class methods only, not an accessor (`value`)'));
     expect(() => {
       class D {
         @dec

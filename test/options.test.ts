@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoff, resilient, retryBudget } from '../src/index.js';
+import { backoff, resilient, resilientFetch, resilientSync, retryBudget } from '../src/index.js';
 import { ManualClock } from './helpers/manual-clock.js';
 
 const fn = () => 1;
@@ -79,8 +79,8 @@ describe('options validation: one TypeError at wrap time', () => {
     ],
     [
       'a non-object retry',
-      { retry: 3 },
-      'Expected `retry` to be an options object, got `3` (number)',
+      { retry: 'yes' },
+      'Expected `retry` to be an options object, got `"yes"` (string)',
     ],
     [
       'a string retry.backoff',
@@ -321,5 +321,126 @@ describe('options: what is accepted', () => {
       stage: 'retry',
       enabled: false,
     });
+  });
+});
+
+describe('error messages for the commonest mistakes', () => {
+  const known =
+    'known options: retry, timeout, fallback, circuitBreaker, rateLimiter, bulkhead, cache, signal, clock, random, stackTraces, name';
+  const retryKnown = 'known options: maxAttempts, backoff, retryOn, retryOnResult, budget';
+  const counts = '`maxAttempts` counts all calls, the first included';
+
+  it.each<[string, unknown, string]>([
+    [
+      '{ retries: 3 } (p-retry, async-retry)',
+      { retries: 3 },
+      `Unknown option \`retries\` (did you mean \`retry\`? \`retry: { maxAttempts: 4 }\` makes 3 retries: ${counts}); ${known}`,
+    ],
+    [
+      '{ retries: 1 }',
+      { retries: 1 },
+      `Unknown option \`retries\` (did you mean \`retry\`? \`retry: { maxAttempts: 2 }\` makes 1 retry: ${counts}); ${known}`,
+    ],
+    [
+      '{ maxRetries: true }',
+      { maxRetries: true },
+      `Unknown option \`maxRetries\` (did you mean \`retry\`? \`retry: { maxAttempts: 4 }\` makes 3 retries: ${counts}); ${known}`,
+    ],
+    [
+      '{ maxAttempts: 3 } at the top level',
+      { maxAttempts: 3 },
+      `Unknown option \`maxAttempts\` (did you mean \`retry: { maxAttempts }\`? It counts all calls, the first included); ${known}`,
+    ],
+    [
+      'retry: { retries: 3 }',
+      { retry: { retries: 3 } },
+      `Unknown option \`retry.retries\` (did you mean \`retry.maxAttempts\`? It counts all calls, the first included: \`retries: 3\` is \`maxAttempts: 4\`); ${retryKnown}`,
+    ],
+    [
+      'retry: { maxRetries: 5 }',
+      { retry: { maxRetries: 5 } },
+      `Unknown option \`retry.maxRetries\` (did you mean \`retry.maxAttempts\`? It counts all calls, the first included: \`maxRetries: 5\` is \`maxAttempts: 6\`); ${retryKnown}`,
+    ],
+    [
+      "retry: { retries: 'many' }",
+      { retry: { retries: 'many' } },
+      `Unknown option \`retry.retries\` (did you mean \`retry.maxAttempts\`? It counts all calls, the first included); ${retryKnown}`,
+    ],
+    [
+      'retry: { attempts: 3 }',
+      { retry: { attempts: 3 } },
+      `Unknown option \`retry.attempts\` (did you mean \`retry.maxAttempts\`? It counts all calls, the first included); ${retryKnown}`,
+    ],
+    [
+      '{ retry: 3 }',
+      { retry: 3 },
+      'Expected `retry` to be `true` or an options object, got `3` (number); did you mean `retry: { maxAttempts: 3 }` (3 calls in all, the first included) or `retry: true` (the defaults)?',
+    ],
+    [
+      '{ retry: 0.5 }',
+      { retry: 0.5 },
+      'Expected `retry` to be `true` or an options object, got `0.5` (number); did you mean `retry: { maxAttempts: 3 }` (3 calls in all, the first included) or `retry: true` (the defaults)?',
+    ],
+  ])('%s', (_label, options, message) => {
+    expect(problems(options)).toBe(`Invalid bulwark options:\n  - ${message}`);
+  });
+
+  it('gives the same hints for resilientSync and resilientFetch', () => {
+    expect(() => resilientSync(fn, { retry: 2 } as never)).toThrow(
+      'did you mean `retry: { maxAttempts: 2 }` (2 calls in all, the first included) or `retry: true` (the defaults)?',
+    );
+    expect(() => resilientFetch({ retries: 2 } as never)).toThrow(
+      `Invalid resilientFetch options:\n  - Unknown option \`retries\` (did you mean \`retry\`? \`retry: { maxAttempts: 3 }\` makes 2 retries: ${counts}); known options:`,
+    );
+  });
+
+  it.each<[string, () => unknown, string]>([
+    [
+      'resilient(undefined, options)',
+      () => resilient(undefined as never, { retry: true }),
+      'resilient(fn, options): the function to wrap is undefined (a wrong import name, usually)',
+    ],
+    [
+      'resilient(undefined, undefined)',
+      () => (resilient as (...a: unknown[]) => unknown)(undefined, undefined),
+      'resilient(fn, options): the function to wrap is undefined (a wrong import name, usually)',
+    ],
+    [
+      'resilient(null, options)',
+      () => resilient(null as never, {}),
+      'resilient(fn, options): the function to wrap is `null` (null), not a function',
+    ],
+    [
+      "resilient('getUser', options)",
+      () => resilient('getUser' as never, {}),
+      'resilient(fn, options): the function to wrap is `"getUser"` (string), not a function',
+    ],
+    [
+      'resilient(options, options)',
+      () => (resilient as (...a: unknown[]) => unknown)({}, {}),
+      'resilient(options) takes one argument; to wrap a function call resilient(fn, options)',
+    ],
+    [
+      'resilientSync(undefined)',
+      () => resilientSync(undefined as never),
+      'resilientSync(fn, options): the function to wrap is undefined (a wrong import name, usually)',
+    ],
+    [
+      'policy(undefined)',
+      () => resilient({ retry: true })(undefined as never),
+      'policy(fn): the function to wrap is undefined (a wrong import name, usually)',
+    ],
+    [
+      'policy(42)',
+      () => (resilient({}) as (...a: unknown[]) => unknown)(42),
+      'policy(fn): the function to wrap is `42` (number), not a function',
+    ],
+  ])('%s', (_label, call, message) => {
+    expect(call).toThrow(new TypeError(message));
+  });
+
+  it('resilient(options) alone and resilient() still make a policy', () => {
+    expect(typeof resilient({ retry: true })).toBe('function');
+    expect(typeof resilient()).toBe('function');
   });
 });

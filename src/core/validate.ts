@@ -21,13 +21,53 @@ export function describeValue(value: unknown): string {
   return `\`${shown}\` (${type})`;
 }
 
+/** How many retries `value` asks for, when it is a count. */
+function retryCount(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 ? value : undefined;
+}
+
+/** The hint for a retry count given where `retry` belongs (top level). */
+function retryHint(value: unknown): string {
+  const n = retryCount(value) ?? 3;
+  return `did you mean \`retry\`? \`retry: { maxAttempts: ${n + 1} }\` makes ${n} ${n === 1 ? 'retry' : 'retries'}: \`maxAttempts\` counts all calls, the first included`;
+}
+
+/** The hint for a retry count given where `maxAttempts` belongs (inside `retry`). */
+function maxAttemptsHint(value: unknown, key: string): string {
+  const n = retryCount(value);
+  return `did you mean \`retry.maxAttempts\`? It counts all calls, the first included${n === undefined ? '' : `: \`${key}: ${n}\` is \`maxAttempts: ${n + 1}\``}`;
+}
+
+/**
+ * Unknown options that users of other libraries write (p-retry's and async-retry's `retries`, retry
+ * counts of others), by full path: the hint replaces the "did you mean" of the closest name.
+ */
+const COMMON_MISTAKES: Readonly<Record<string, (value: unknown, key: string) => string>> = {
+  retries: retryHint,
+  maxRetries: retryHint,
+  maxAttempts: () =>
+    'did you mean `retry: { maxAttempts }`? It counts all calls, the first included',
+  'retry.retries': maxAttemptsHint,
+  'retry.maxRetries': maxAttemptsHint,
+  'retry.attempts': () =>
+    'did you mean `retry.maxAttempts`? It counts all calls, the first included',
+};
+
+/** The message for `call` (such as `resilient(fn, options)`) given `value` instead of a function. */
+export function notAFunction(call: string, value: unknown): string {
+  return value === undefined
+    ? `${call}: the function to wrap is undefined (a wrong import name, usually)`
+    : `${call}: the function to wrap is ${describeValue(value)}, not a function`;
+}
+
 /** Collects option problems; {@link Problems.throwIfAny} raises them as one TypeError. */
 export class Problems {
   readonly messages: string[] = [];
 
-  add(path: string, value: unknown, expected: string): void {
+  /** "Expected `path` to be `expected`, got `value` (type)", then `hint` if given. */
+  add(path: string, value: unknown, expected: string, hint?: string): void {
     this.messages.push(
-      `Expected \`${label(path)}\` to be ${expected}, got ${describeValue(value)}`,
+      `Expected \`${label(path)}\` to be ${expected}, got ${describeValue(value)}${hint === undefined ? '' : `; ${hint}`}`,
     );
   }
 
@@ -95,10 +135,15 @@ export class Problems {
     for (const key of keys) {
       const keyPath = path === '' ? key : `${path}.${key}`;
       if (!known.includes(key)) {
-        const suggestion = closest(key, known);
-        this.raw(
-          `Unknown option \`${keyPath}\`${suggestion === undefined ? '' : ` (did you mean \`${path === '' ? suggestion : `${path}.${suggestion}`}\`?)`}; known options: ${known.join(', ')}`,
-        );
+        const mistake = COMMON_MISTAKES[keyPath];
+        const suggestion = mistake === undefined ? closest(key, known) : undefined;
+        const hint =
+          mistake !== undefined
+            ? ` (${mistake(this.get(value as Record<string, unknown>, key, keyPath), key)})`
+            : suggestion === undefined
+              ? ''
+              : ` (did you mean \`${path === '' ? suggestion : `${path}.${suggestion}`}\`?)`;
+        this.raw(`Unknown option \`${keyPath}\`${hint}; known options: ${known.join(', ')}`);
         continue;
       }
       const item = this.get(value as Record<string, unknown>, key, keyPath);

@@ -49,6 +49,17 @@ const RETRY_KEYS = ['maxAttempts', 'backoff', 'retryOn', 'retryOnResult', 'budge
 export function resolveRetry(value: unknown, problems: Problems): ResolvedRetry | undefined {
   if (value === undefined || value === false) return undefined;
   if (value === true) value = {};
+  if (typeof value === 'number') {
+    // `retry: 3`: a count where options belong, the commonest mistake of all.
+    const calls = Number.isInteger(value) && value >= 1 ? value : 3;
+    problems.add(
+      'retry',
+      value,
+      '`true` or an options object',
+      `did you mean \`retry: { maxAttempts: ${calls} }\` (${calls} calls in all, the first included) or \`retry: true\` (the defaults)?`,
+    );
+    return undefined;
+  }
   const o = problems.object('retry', value, RETRY_KEYS);
   if (o === undefined) return undefined;
   const budget = o.budget;
