@@ -64,7 +64,10 @@ const MANUAL = 2;
 export interface CircuitBreakerSnapshot {
   readonly version: 1;
   readonly state: CircuitState;
-  /** ms until half-open, when open, at `savedAt`. */
+  /**
+   * ms until half-open, when open, at `savedAt`: `Infinity` when isolated, which JSON writes `null`
+   * (accepted back).
+   */
   readonly retryAfter: number;
   /** Wall-clock time of the snapshot (`Date.now()`), to age it on restore. */
   readonly savedAt: number;
@@ -271,13 +274,16 @@ export class CircuitBreaker {
       CIRCUIT_BREAKER_DEFAULTS.isFailure,
     );
     const clock = o.clock;
-    if (clock !== undefined && !isClock(clock))
-      problems.add(`${path}.clock`, clock, 'a Clock { now, setTimer, clearTimer }');
+    if (clock !== undefined) checkClock(problems, `${path}.clock`, clock);
     this.clock = isClock(clock) ? clock : undefined;
     const initial = o.initialState;
-    if (initial !== undefined && !isSnapshot(initial)) {
-      problems.add(`${path}.initialState`, initial, 'a snapshot from circuitBreaker.toJSON()');
-    }
+    const restorable =
+      initial !== undefined &&
+      problems.guard(
+        `${path}.initialState`,
+        () => checkSnapshot(problems, `${path}.initialState`, initial),
+        false,
+      );
     const store = storeOption(problems, path, o.store, o.name, 'breaker');
     problems.throwIfAny(path === 'circuitBreaker' ? 'Invalid circuitBreaker options' : undefined);
 
@@ -287,9 +293,10 @@ export class CircuitBreaker {
     this.bucketCalls = new Float64Array(buckets);
     this.bucketFailures = new Float64Array(buckets);
     this.bucketSlow = new Float64Array(buckets);
-    if (isSnapshot(initial)) {
-      if (this.clock === undefined) this.pendingSnapshot = initial;
-      else this.restore(initial);
+    if (restorable) {
+      const snapshot = initial as CircuitBreakerSnapshot;
+      if (this.clock === undefined) this.pendingSnapshot = snapshot;
+      else this.restore(snapshot);
     }
     this.link = store === undefined ? undefined : new CircuitLink(this, store, this.name!);
   }
@@ -702,19 +709,85 @@ export function isClock(value: unknown): value is Clock {
   );
 }
 
-function isSnapshot(value: unknown): value is CircuitBreakerSnapshot {
-  if (typeof value !== 'object' || value === null) return false;
-  const s = value as Partial<CircuitBreakerSnapshot>;
-  return (
-    s.version === 1 &&
-    (s.state === 'closed' ||
-      s.state === 'open' ||
-      s.state === 'halfOpen' ||
-      s.state === 'isolated') &&
-    typeof s.retryAfter === 'number' &&
-    typeof s.savedAt === 'number' &&
-    typeof s.consecutiveFailures === 'number'
-  );
+const CLOCK_METHODS = ['now', 'setTimer', 'clearTimer'] as const;
+
+/** @internal reports a value that is not a {@link Clock}, naming the methods it lacks. */
+export function checkClock(problems: Problems, path: string, value: unknown): void {
+  if (isClock(value)) return;
+  const missing =
+    typeof value === 'object' && value !== null
+      ? CLOCK_METHODS.filter((m) => typeof (value as Record<string, unknown>)[m] !== 'function')
+      : [];
+  const detail = missing.length === 0 ? '' : ` (${missing.join(', ')} not a function)`;
+  problems.add(path, value, `a Clock { now, setTimer, clearTimer }${detail}`);
+}
+
+const STATES: readonly unknown[] = ['closed', 'open', 'halfOpen', 'isolated'];
+
+/** A count that must be present: an integer >= 0. */
+function count(problems: Problems, path: string, value: unknown): void {
+  if (value === undefined) problems.add(path, value, 'an integer >= 0');
+  else problems.number(path, value, 0, { min: 0, integer: true });
+}
+
+/**
+ * Checks a snapshot field by field (a hand-edited or truncated one names its bad field), so that a
+ * restored breaker never runs on a bogus state, a fractional count or a window it cannot hold.
+ */
+function checkSnapshot(problems: Problems, path: string, value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    problems.add(path, value, 'a snapshot from circuitBreaker.toJSON()');
+    return false;
+  }
+  const before = problems.messages.length;
+  const s = value as Record<string, unknown>;
+  if (s.version !== 1) problems.add(`${path}.version`, s.version, '1');
+  if (!STATES.includes(s.state))
+    problems.add(`${path}.state`, s.state, "'closed', 'open', 'halfOpen' or 'isolated'");
+  // JSON writes Infinity (an isolated breaker's wait) as null.
+  if (s.retryAfter !== null || s.state !== 'isolated') {
+    if (s.retryAfter === undefined)
+      problems.add(`${path}.retryAfter`, s.retryAfter, 'a number >= 0');
+    else problems.number(`${path}.retryAfter`, s.retryAfter, 0, { min: 0, infinity: true });
+  }
+  if (typeof s.savedAt !== 'number' || !Number.isFinite(s.savedAt))
+    problems.add(`${path}.savedAt`, s.savedAt, 'a time from Date.now()');
+  count(problems, `${path}.consecutiveFailures`, s.consecutiveFailures);
+  const outcomes = s.outcomes;
+  if (outcomes !== undefined) {
+    if (!Array.isArray(outcomes)) problems.add(`${path}.outcomes`, outcomes, 'an array');
+    else {
+      const bad = outcomes.findIndex((o) => o !== 0 && o !== 1 && o !== 2 && o !== 3);
+      if (bad >= 0) problems.add(`${path}.outcomes[${bad}]`, outcomes[bad], '0, 1, 2 or 3');
+    }
+  }
+  const buckets = s.buckets;
+  if (buckets !== undefined) {
+    if (!Array.isArray(buckets)) problems.add(`${path}.buckets`, buckets, 'an array');
+    else {
+      buckets.forEach((bucket: unknown, i) => {
+        const at = `${path}.buckets[${i}]`;
+        if (!Array.isArray(bucket) || bucket.length !== 3) {
+          problems.add(at, bucket, '[calls, failures, slow]');
+          return;
+        }
+        const [calls, failures, slow] = bucket as unknown[];
+        const n = problems.messages.length;
+        count(problems, `${at}[0]`, calls);
+        count(problems, `${at}[1]`, failures);
+        count(problems, `${at}[2]`, slow);
+        if (
+          problems.messages.length === n &&
+          ((failures as number) > (calls as number) || (slow as number) > (calls as number))
+        )
+          problems.add(at, bucket, 'failures and slow calls no more than calls');
+      });
+    }
+    if (s.bucketSize === undefined)
+      problems.add(`${path}.bucketSize`, s.bucketSize, 'a number > 0');
+    else problems.number(`${path}.bucketSize`, s.bucketSize, 0, { min: 0, exclusiveMin: true });
+  }
+  return problems.messages.length === before;
 }
 
 /**

@@ -320,6 +320,27 @@ describe('circuit breaker: consecutiveFailures', () => {
   });
 });
 
+describe('circuit breaker: the circuitOpened event', () => {
+  it('reports the exact failure and slow-call rates of the window that opened it', async () => {
+    const { runAll, events } = setup({
+      window: { type: 'count', size: 10 },
+      minimumCalls: 5,
+      failureRateThreshold: 0.6,
+      slowCallDuration: 50,
+    });
+    await runAll('ok', 60, 'fail', 'fail', 'fail');
+    expect(events).toEqual([
+      {
+        type: 'circuitOpened',
+        failureRate: 0.6,
+        slowCallRate: 0.2,
+        consecutiveFailures: 3,
+        retryAfter: 30_000,
+      },
+    ]);
+  });
+});
+
 describe('circuit breaker: slow calls', () => {
   it('counts a success that took slowCallDuration or more as slow, and opens on the slow rate', async () => {
     const { run, breaker, events } = setup({
@@ -820,6 +841,36 @@ describe('circuit breaker: toJSON and initialState', () => {
     expect(expired.stats()).toMatchObject({ calls: 0, failures: 0 });
   });
 
+  it('lets restored time-window buckets expire as the new clock moves', async () => {
+    vi.spyOn(Date, 'now').mockReturnValue(0);
+    const options = { window: { type: 'time' as const, duration: 1_000 }, minimumCalls: 100 };
+    const source = setup(options);
+    await source.runAll('fail'); // t = 0
+    await source.clock.advance(500);
+    await source.runAll('ok', 'fail'); // t = 500
+    // Another process, with its own monotonic time; restored at 500 ms of the source's time.
+    const clock = new ManualClock(7_000);
+    const restored = circuitBreaker({ ...options, clock, initialState: source.breaker.toJSON() });
+    expect(restored.stats()).toMatchObject({ calls: 3, failures: 2 });
+    await clock.advance(499); // the source's t = 0 bucket is 999 ms old
+    expect(restored.stats()).toMatchObject({ calls: 3, failures: 2 });
+    await clock.advance(1); // ... now 1000 ms: gone
+    expect(restored.stats()).toMatchObject({ calls: 2, failures: 1 });
+    await clock.advance(499);
+    expect(restored.stats()).toMatchObject({ calls: 2, failures: 1 });
+    await clock.advance(1); // the t = 500 bucket goes too
+    expect(restored.stats()).toMatchObject({ calls: 0, failures: 0 });
+  });
+
+  it('round-trips an isolated breaker through JSON (which writes its Infinity wait as null)', () => {
+    const breaker = circuitBreaker({ clock: new ManualClock() });
+    breaker.isolate();
+    const json = JSON.parse(JSON.stringify(breaker)) as CircuitBreakerSnapshot;
+    expect(json.retryAfter).toBeNull();
+    const restored = circuitBreaker({ clock: new ManualClock(), initialState: json });
+    expect(restored.stats()).toMatchObject({ state: 'isolated', retryAfter: Infinity });
+  });
+
   it('restores isolated and closed states; a half-open one restarts ready for a trial', () => {
     vi.spyOn(Date, 'now').mockReturnValue(0);
     const base = { version: 1 as const, retryAfter: 0, savedAt: 0, consecutiveFailures: 0 };
@@ -855,22 +906,162 @@ describe('circuit breaker: toJSON and initialState', () => {
 
   it('without any clock, reading the state restores against the system clock', () => {
     vi.spyOn(Date, 'now').mockReturnValue(0);
+    const performanceNow = vi.spyOn(performance, 'now').mockReturnValue(1_000_000);
     const breaker = circuitBreaker({
+      halfOpenAfter: 100,
       initialState: {
         version: 1,
-        state: 'isolated',
-        retryAfter: Infinity,
+        state: 'open',
+        retryAfter: 500,
         savedAt: 0,
         consecutiveFailures: 0,
       },
     });
-    expect(breaker.state).toBe('isolated');
+    expect(breaker.state).toBe('open'); // restored here, at performance.now() = 1 000 000
+    performanceNow.mockReturnValue(1_000_499);
+    expect(breaker.tryEnter(performance.now())).toBe(-1);
+    expect(breaker.stats().retryAfter).toBe(1);
+    performanceNow.mockReturnValue(1_000_500);
+    expect(breaker.tryEnter(performance.now())).toBeGreaterThanOrEqual(0);
+    expect(breaker.state).toBe('halfOpen');
+  });
+
+  const valid: CircuitBreakerSnapshot = {
+    version: 1,
+    state: 'open',
+    retryAfter: 500,
+    savedAt: 0,
+    consecutiveFailures: 1,
+  };
+  it.each<[string, unknown, RegExp]>([
+    ['an array', [], /`circuitBreaker.initialState` to be a snapshot/],
+    ['a string', 'open', /`circuitBreaker.initialState` to be a snapshot/],
+    ['version 2', { ...valid, version: 2 }, /`circuitBreaker.initialState.version` to be 1/],
+    ['no version', { ...valid, version: undefined }, /initialState.version/],
+    [
+      'a bogus state',
+      { ...valid, state: 'ajar' },
+      /`circuitBreaker.initialState.state` to be 'closed', 'open', 'halfOpen' or 'isolated', got `"ajar"`/,
+    ],
+    ['no state', { ...valid, state: undefined }, /initialState.state/],
+    [
+      'retryAfter a string',
+      { ...valid, retryAfter: '500' },
+      /`circuitBreaker.initialState.retryAfter`/,
+    ],
+    ['no retryAfter', { ...valid, retryAfter: undefined }, /initialState.retryAfter/],
+    ['retryAfter NaN', { ...valid, retryAfter: NaN }, /initialState.retryAfter/],
+    ['retryAfter negative', { ...valid, retryAfter: -1 }, /initialState.retryAfter/],
+    ['retryAfter null while open', { ...valid, retryAfter: null }, /initialState.retryAfter/],
+    [
+      'savedAt a string',
+      { ...valid, savedAt: '0' },
+      /`circuitBreaker.initialState.savedAt` to be a time from Date.now\(\)/,
+    ],
+    ['no savedAt', { ...valid, savedAt: undefined }, /initialState.savedAt/],
+    ['savedAt NaN', { ...valid, savedAt: NaN }, /initialState.savedAt/],
+    [
+      'no consecutiveFailures',
+      { ...valid, consecutiveFailures: undefined },
+      /initialState.consecutiveFailures/,
+    ],
+    [
+      'fractional consecutiveFailures',
+      { ...valid, consecutiveFailures: 1.5 },
+      /`circuitBreaker.initialState.consecutiveFailures` to be an integer >= 0/,
+    ],
+    [
+      'negative consecutiveFailures',
+      { ...valid, consecutiveFailures: -1 },
+      /initialState.consecutiveFailures/,
+    ],
+    [
+      'outcomes not an array',
+      { ...valid, outcomes: 'ffs' },
+      /`circuitBreaker.initialState.outcomes` to be an array/,
+    ],
+    [
+      'an outcome of 4',
+      { ...valid, outcomes: [0, 1, 4] },
+      /`circuitBreaker.initialState.outcomes\[2\]` to be 0, 1, 2 or 3, got `4`/,
+    ],
+    ['a fractional outcome', { ...valid, outcomes: [0.5] }, /initialState.outcomes\[0\]/],
+    [
+      'buckets not an array',
+      { ...valid, buckets: 3, bucketSize: 100 },
+      /`circuitBreaker.initialState.buckets` to be an array/,
+    ],
+    [
+      'a bucket of two',
+      { ...valid, buckets: [[1, 1]], bucketSize: 100 },
+      /`circuitBreaker.initialState.buckets\[0\]` to be \[calls, failures, slow\]/,
+    ],
+    [
+      'a fractional bucket count',
+      { ...valid, buckets: [[1.5, 0, 0]], bucketSize: 100 },
+      /`circuitBreaker.initialState.buckets\[0\]\[0\]` to be an integer >= 0/,
+    ],
+    [
+      'more failures than calls',
+      { ...valid, buckets: [[1, 2, 0]], bucketSize: 100 },
+      /`circuitBreaker.initialState.buckets\[0\]` to be failures and slow calls no more than calls/,
+    ],
+    [
+      'more slow calls than calls',
+      { ...valid, buckets: [[1, 0, 2]], bucketSize: 100 },
+      /initialState.buckets\[0\]` to be failures and slow/,
+    ],
+    [
+      'buckets without bucketSize',
+      { ...valid, buckets: [] },
+      /`circuitBreaker.initialState.bucketSize` to be a number > 0/,
+    ],
+    ['bucketSize 0', { ...valid, buckets: [], bucketSize: 0 }, /initialState.bucketSize/],
+  ])('rejects a snapshot with %s, naming the field', (_, initialState, message) => {
+    const make = () =>
+      circuitBreaker({
+        clock: new ManualClock(),
+        initialState: initialState as CircuitBreakerSnapshot,
+      });
+    expect(make).toThrow(TypeError);
+    expect(make).toThrow(message);
+  });
+
+  it('accepts every part of a valid snapshot', () => {
+    vi.spyOn(Date, 'now').mockReturnValue(0);
+    const count = { ...valid, outcomes: [0, 1, 2, 3] };
+    expect(circuitBreaker({ clock: new ManualClock(), initialState: count }).stats()).toMatchObject(
+      {
+        calls: 4,
+        failures: 2,
+        slowCalls: 2,
+      },
+    );
+    const time = { ...valid, buckets: [[3, 1, 2] as const], bucketSize: 100 };
+    const timed = circuitBreaker({
+      clock: new ManualClock(),
+      window: { type: 'time', duration: 1_000 },
+      initialState: time,
+    });
+    expect(timed.stats()).toMatchObject({ calls: 3, failures: 1, slowCalls: 2 });
+  });
+
+  it('rejects a snapshot whose getter throws, naming it', () => {
+    const initialState = {
+      ...valid,
+      get state(): never {
+        throw new Error('nope');
+      },
+    };
+    expect(() => circuitBreaker({ initialState })).toThrow(
+      /Could not read `circuitBreaker.initialState`: it threw/,
+    );
   });
 
   it('rejects something that is not a snapshot', () => {
     expect(() =>
       circuitBreaker({ initialState: { version: 2 } as unknown as CircuitBreakerSnapshot }),
-    ).toThrow(/`circuitBreaker.initialState` to be a snapshot from circuitBreaker.toJSON\(\)/);
+    ).toThrow(/`circuitBreaker.initialState.version` to be 1, got `2`/);
     expect(() =>
       circuitBreaker({ initialState: null as unknown as CircuitBreakerSnapshot }),
     ).toThrow(/initialState/);
@@ -965,10 +1156,15 @@ describe('circuit breaker: stats and standalone use', () => {
   });
 
   it('without any clock it falls back to the system clock', () => {
-    const breaker = circuitBreaker({ slowCallDuration: 5_000 });
-    breaker.isolate();
-    expect(breaker.stats()).toMatchObject({ state: 'isolated', retryAfter: Infinity });
-    expect(breaker.describe().slowCallDuration).toBe(5_000);
+    const performanceNow = vi.spyOn(performance, 'now').mockReturnValue(10_000);
+    const breaker = circuitBreaker({ slowCallDuration: 5_000, consecutiveFailures: 1 });
+    breaker.recordSuccess(breaker.tryEnter(0), 5_001); // 4 999 ms by performance.now(): not slow
+    expect(breaker.stats()).toMatchObject({ calls: 1, slowCalls: 0 });
+    breaker.recordSuccess(breaker.tryEnter(0), 5_000); // 5 000 ms: slow
+    expect(breaker.stats()).toMatchObject({ calls: 2, slowCalls: 1 });
+    breaker.recordFailure(breaker.tryEnter(0), 9_000, boom); // opens at performance.now()
+    performanceNow.mockReturnValue(10_000 + 29_999);
+    expect(breaker.stats()).toMatchObject({ state: 'open', retryAfter: 1 });
   });
 
   it('tells a listener when a snapshot is restored on adopting a clock', () => {
@@ -1039,6 +1235,42 @@ describe('circuit breaker: option validation', () => {
     ['halfOpenMaxCalls 0', { halfOpenMaxCalls: 0 }, /`circuitBreaker.halfOpenMaxCalls`/],
     ['isFailure', { isFailure: 'yes' as never }, /`circuitBreaker.isFailure` to be a function/],
     ['clock', { clock: {} as never }, /`circuitBreaker.clock`/],
+    [
+      'clock without now',
+      { clock: { setTimer() {}, clearTimer() {} } as never },
+      /`circuitBreaker.clock` to be a Clock \{ now, setTimer, clearTimer \} \(now not a function\)/,
+    ],
+    [
+      'clock without setTimer',
+      { clock: { now: () => 0, clearTimer() {} } as never },
+      /\(setTimer not a function\)/,
+    ],
+    [
+      'clock without clearTimer',
+      { clock: { now: () => 0, setTimer() {} } as never },
+      /\(clearTimer not a function\)/,
+    ],
+    ['clock null', { clock: null as never }, /`circuitBreaker.clock` to be a Clock.*got `null`/],
+    [
+      'clock a function',
+      { clock: Object.assign(() => 0, { now: () => 0, setTimer() {}, clearTimer() {} }) },
+      /`circuitBreaker.clock` to be a Clock/,
+    ],
+    [
+      'window size 2.5',
+      { window: { type: 'count', size: 2.5 }, minimumCalls: 1 },
+      /`circuitBreaker.window.size` to be an integer/,
+    ],
+    [
+      'consecutiveFailures 1.5',
+      { consecutiveFailures: 1.5 },
+      /`circuitBreaker.consecutiveFailures` to be an integer/,
+    ],
+    [
+      'halfOpenMaxCalls 1.5',
+      { halfOpenMaxCalls: 1.5 },
+      /`circuitBreaker.halfOpenMaxCalls` to be an integer/,
+    ],
     ['name', { name: 5 as never }, /`circuitBreaker.name`/],
     [
       'unknown key',
