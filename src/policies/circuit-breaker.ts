@@ -32,6 +32,13 @@ export interface CircuitBreakerOptions {
   /** Trial calls let through at once while half-open; all must succeed to close. The default value is `1`. */
   halfOpenMaxCalls?: number;
   /**
+   * The longest a failure's `retryAfter` hint (a 429 or 503's `Retry-After`) may hold the circuit open,
+   * in ms: a longer hint (`Infinity` too) holds it open this long, so that a server's
+   * `Retry-After: 999999999` cannot keep it open for years. A negative or NaN hint is ignored. The
+   * wait is never shorter than `halfOpenAfter`. The default value is `300_000` (5 minutes).
+   */
+  maxRetryAfter?: number;
+  /**
    * Which errors count as failures. An error it returns `false` for is ignored, as resilience4j's
    * `ignoreExceptions`: no sample (neither a failure nor a success: a run of consecutive failures goes
    * on), and a half-open trial slot it held is handed back. A throwing `isFailure` counts the error as
@@ -87,6 +94,7 @@ export const CIRCUIT_BREAKER_DEFAULTS = Object.freeze({
   slowCallRateThreshold: 1,
   halfOpenAfter: 30_000,
   halfOpenMaxCalls: 1,
+  maxRetryAfter: 300_000,
   isFailure: (error: unknown): boolean => !isLocalRejection(error),
 });
 
@@ -99,6 +107,7 @@ const KEYS = [
   'slowCallRateThreshold',
   'halfOpenAfter',
   'halfOpenMaxCalls',
+  'maxRetryAfter',
   'isFailure',
   'initialState',
   'clock',
@@ -131,6 +140,7 @@ export class CircuitBreaker {
   readonly slowCallRateThreshold: number;
   readonly halfOpenAfter: number;
   readonly halfOpenMaxCalls: number;
+  readonly maxRetryAfter: number;
   readonly isFailure: (error: unknown) => boolean;
   /** @internal */
   readonly events = new Emitter();
@@ -267,6 +277,12 @@ export class CircuitBreaker {
       o.halfOpenMaxCalls,
       CIRCUIT_BREAKER_DEFAULTS.halfOpenMaxCalls,
       { min: 1, integer: true },
+    );
+    this.maxRetryAfter = problems.number(
+      `${path}.maxRetryAfter`,
+      o.maxRetryAfter,
+      CIRCUIT_BREAKER_DEFAULTS.maxRetryAfter,
+      { min: 0, infinity: true },
     );
     this.isFailure = problems.func(
       `${path}.isFailure`,
@@ -435,7 +451,7 @@ export class CircuitBreaker {
     if (!failure) return this.release(permit);
     if (this.currentState === 'halfOpen') {
       this.trialsInFlight--;
-      this.hint = hintOf(error);
+      this.hint = this.capHint(error);
       this.transition('open', this.now());
       this.hint = 0;
       return;
@@ -445,7 +461,7 @@ export class CircuitBreaker {
     this.consecutive++;
     this.add(outcome, now);
     this.link?.sample(outcome);
-    this.hint = hintOf(error);
+    this.hint = this.capHint(error);
     this.check();
     this.hint = 0;
   }
@@ -542,12 +558,18 @@ export class CircuitBreaker {
       slowCallRateThreshold: this.slowCallRateThreshold,
       halfOpenAfter: this.halfOpenAfter,
       halfOpenMaxCalls: this.halfOpenMaxCalls,
+      maxRetryAfter: this.maxRetryAfter,
       isFailure: this.isFailure === CIRCUIT_BREAKER_DEFAULTS.isFailure ? 'default' : 'custom',
       ...(this.link === undefined ? {} : { store: 'shared' }),
     };
   }
 
   // ---- internals ----
+
+  /** A failure's `retryAfter` hint, capped by `maxRetryAfter` (see {@link hintOf}). */
+  private capHint(error: unknown): number {
+    return Math.min(hintOf(error), this.maxRetryAfter);
+  }
 
   private now(): number {
     return (this.clock ?? systemClock).now();
@@ -687,7 +709,14 @@ export class CircuitBreaker {
     this.consecutive = s.consecutiveFailures;
     if (s.state === 'open' || s.state === 'halfOpen') {
       // A half-open snapshot restarts as open with no wait left: the next call is a trial.
-      const remaining = s.state === 'open' ? Math.max(0, s.retryAfter - elapsed) : 0;
+      // Capped as a hint is: a snapshot is input from outside the process.
+      const remaining =
+        s.state === 'open'
+          ? Math.min(
+              Math.max(0, s.retryAfter - elapsed),
+              Math.max(this.halfOpenAfter, this.maxRetryAfter),
+            )
+          : 0;
       this.currentState = 'open';
       this.openUntil(now, remaining);
     } else {
@@ -802,10 +831,11 @@ export function circuitBreaker(options: CircuitBreakerOptions = {}): CircuitBrea
 
 /**
  * A failure's `retryAfter` hint in ms (an HTTP 429 or 503 with `Retry-After`, as `resilientFetch`
- * raises): the circuit then stays open at least that long. 0 when there is none.
+ * raises): the circuit then stays open that long, `halfOpenAfter` at least and `maxRetryAfter` at most.
+ * 0 when there is none or it is negative or NaN; `Infinity` is above any cap.
  */
 function hintOf(error: unknown): number {
   if (typeof error !== 'object' || error === null) return 0;
   const hint = (error as { retryAfter?: unknown }).retryAfter;
-  return typeof hint === 'number' && hint > 0 && hint !== Infinity ? hint : 0;
+  return typeof hint === 'number' && hint > 0 ? hint : 0;
 }

@@ -66,6 +66,7 @@ describe('circuit breaker: defaults', () => {
       slowCallRateThreshold: 1,
       halfOpenAfter: 30_000,
       halfOpenMaxCalls: 1,
+      maxRetryAfter: 300_000,
       isFailure: 'default',
     });
     expect(breaker).toBeInstanceOf(CircuitBreaker);
@@ -515,9 +516,14 @@ describe('circuit breaker: open and half-open', () => {
 
 describe('circuit breaker: a failure that says when to come back (retryAfter)', () => {
   /** A breaker that opens on one failure; the failure carries `retryAfter` ms (a 503's Retry-After). */
-  function hinted(retryAfter: number) {
+  function hinted(retryAfter: number, options: CircuitBreakerOptions = {}) {
     const clock = new ManualClock();
-    const breaker = circuitBreaker({ consecutiveFailures: 1, halfOpenAfter: 100, clock });
+    const breaker = circuitBreaker({
+      consecutiveFailures: 1,
+      halfOpenAfter: 100,
+      clock,
+      ...options,
+    });
     let hint: number | undefined = retryAfter;
     const fn = vi.fn(() =>
       hint === undefined
@@ -579,10 +585,64 @@ describe('circuit breaker: a failure that says when to come back (retryAfter)', 
     expect(restored.tryEnter(clock.now() + 4_000)).toBe(-1);
   });
 
+  // issue 10 item 10: a hint is external input, bounded by `maxRetryAfter` (default 5 minutes).
+  it.each([
+    ['huge (Retry-After: 999999999)', 999_999_999_000],
+    ['Infinity', Infinity],
+  ])(
+    'holds the circuit open at most maxRetryAfter (5 min by default) for a hint that is %s',
+    async (_label, value) => {
+      const { clock, breaker, settle, heal } = hinted(value);
+      const events: ResilienceEvent[] = [];
+      breaker.on((event) => events.push(event));
+      await settle();
+      expect(events[0]).toMatchObject({ type: 'circuitOpened', retryAfter: 300_000 });
+      expect(breaker.stats().retryAfter).toBe(300_000);
+      await clock.advance(299_999);
+      expect(await settle()).toBeInstanceOf(CircuitOpenError);
+      await clock.advance(1);
+      heal();
+      await expect(settle()).resolves.toBe('ok');
+      expect(breaker.state).toBe('closed');
+    },
+  );
+
+  it('caps a hint by a custom maxRetryAfter, on the opening and on a failed trial', async () => {
+    const { clock, breaker, settle } = hinted(60_000, { maxRetryAfter: 1_000 });
+    await settle();
+    expect(breaker.stats().retryAfter).toBe(1_000);
+    await clock.advance(1_000);
+    await settle(); // the trial fails, asking for a minute again
+    expect(breaker.stats()).toMatchObject({ state: 'open', retryAfter: 1_000 });
+    expect(breaker.describe().maxRetryAfter).toBe(1_000);
+  });
+
+  it('keeps halfOpenAfter when maxRetryAfter is shorter', async () => {
+    const { breaker, settle } = hinted(60_000, { maxRetryAfter: 10 });
+    await settle();
+    expect(breaker.stats().retryAfter).toBe(100);
+  });
+
+  it('caps the wait of a restored snapshot too', () => {
+    vi.spyOn(Date, 'now').mockReturnValue(0);
+    const restored = circuitBreaker({
+      clock: new ManualClock(),
+      halfOpenAfter: 100,
+      maxRetryAfter: 2_000,
+      initialState: {
+        version: 1,
+        state: 'open',
+        retryAfter: 1e12,
+        savedAt: 0,
+        consecutiveFailures: 1,
+      },
+    });
+    expect(restored.stats().retryAfter).toBe(2_000);
+  });
+
   it.each([
     ['negative', -5],
     ['NaN', Number.NaN],
-    ['Infinity', Infinity],
     ['a string', '500'],
   ])('ignores a hint that is %s', async (_label, value) => {
     const { clock, breaker, settle } = hinted(value as number);
@@ -1233,6 +1293,13 @@ describe('circuit breaker: option validation', () => {
     ],
     ['halfOpenAfter -1', { halfOpenAfter: -1 }, /`circuitBreaker.halfOpenAfter`/],
     ['halfOpenMaxCalls 0', { halfOpenMaxCalls: 0 }, /`circuitBreaker.halfOpenMaxCalls`/],
+    [
+      'maxRetryAfter -1',
+      { maxRetryAfter: -1 },
+      /`circuitBreaker.maxRetryAfter` to be a number >= 0/,
+    ],
+    ['maxRetryAfter NaN', { maxRetryAfter: NaN }, /`circuitBreaker.maxRetryAfter`/],
+    ['maxRetryAfter a string', { maxRetryAfter: '5m' as never }, /`circuitBreaker.maxRetryAfter`/],
     ['isFailure', { isFailure: 'yes' as never }, /`circuitBreaker.isFailure` to be a function/],
     ['clock', { clock: {} as never }, /`circuitBreaker.clock`/],
     [
