@@ -1,13 +1,18 @@
-// A runtime-agnostic behaviour suite for the BUILT package: plain assertions (node:assert, which Bun
-// also provides), no test framework, real timers with short durations. esm.mjs and cjs.cjs run it
-// against the two entry points; test/matrix/run.mjs runs those on Node 20, 22, 24 and Bun.
-import assert from 'node:assert/strict';
+// A runtime-agnostic behaviour suite for the BUILT package: plain JavaScript assertions (./assert.mjs),
+// no test framework, no Node API, real timers with short durations, so it runs unchanged on Node, Bun,
+// Deno, a Cloudflare Worker and a browser. esm.mjs, cjs.cjs, deno.mjs, worker.mjs and browser.html run it;
+// test/matrix/run.mjs runs those on every runtime. Every stage is exercised: retry, timeout (with the
+// attempt's and a caller's signal), circuit breaker, rate limiter, bulkhead, cache and fallback.
+import assert from './assert.mjs';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const never = () => new Promise(() => undefined);
 
-/** Runs every case against `lib` (the package's exports); returns { passed, failed }. */
-export async function runSuite(lib, label) {
+/**
+ * Runs every case against `lib` (the package's exports); returns { passed, failed, lines } (`lines`: what
+ * it printed, for runtimes whose console the runner cannot see).
+ */
+export async function runSuite(lib, label, out = console) {
   const {
     resilient,
     resilientSync,
@@ -117,6 +122,50 @@ export async function runSuite(lib, label) {
     );
     assert.equal(seen.aborted, true);
     assert.ok(seen.reason instanceof TimeoutError);
+  });
+
+  test('timeout with a caller signal: the attempt times out, the caller signal keeps no listener', async () => {
+    const policy = resilient({ timeout: 15 });
+    const controller = new AbortController();
+    const added = [];
+    let most = 0;
+    const add = controller.signal.addEventListener.bind(controller.signal);
+    const remove = controller.signal.removeEventListener.bind(controller.signal);
+    controller.signal.addEventListener = (type, listener, options) => {
+      added.push(listener);
+      most = Math.max(most, added.length);
+      add(type, listener, options);
+    };
+    controller.signal.removeEventListener = (type, listener, options) => {
+      const index = added.indexOf(listener);
+      if (index >= 0) added.splice(index, 1);
+      remove(type, listener, options);
+    };
+    let seen;
+    await assert.rejects(
+      policy.execute(
+        ({ signal }) => {
+          seen = signal;
+          return never();
+        },
+        { signal: controller.signal },
+      ),
+      TimeoutError,
+    );
+    assert.equal(seen.aborted, true);
+    assert.ok(seen.reason instanceof TimeoutError);
+    assert.equal(controller.signal.aborted, false);
+    assert.ok(most >= 1, 'the call watched the caller signal');
+    assert.equal(added.length, 0, 'no listener left on the caller signal');
+  });
+
+  test('timeout with a caller signal: the caller aborts first and gets its reason', async () => {
+    const policy = resilient({ timeout: 5_000 });
+    const controller = new AbortController();
+    const reason = new Error('caller gave up');
+    const call = policy.execute(never, { signal: controller.signal });
+    setTimeout(() => controller.abort(reason), 5);
+    await assert.rejects(call, (error) => error === reason);
   });
 
   test('timeout: total caps attempts and backoff together', async () => {
@@ -346,9 +395,11 @@ export async function runSuite(lib, label) {
     assert.equal(isResilienceError(new Error('x')), false);
   });
 
-  // The shared timeout timer is unref'ed by design, and `never` holds no handle: keep the process
-  // alive while the cases run, as a real downstream's socket would.
-  const keepAlive = setInterval(() => undefined, 1_000);
+  const lines = [];
+  const print = (line) => {
+    lines.push(line);
+    out.log(line);
+  };
   let passed = 0;
   const failed = [];
   for (const { name, fn } of cases) {
@@ -363,7 +414,7 @@ export async function runSuite(lib, label) {
       passed++;
     } catch (error) {
       failed.push(name);
-      console.error(
+      print(
         `  ✗ [${label}] ${name}\n    ${String(error?.stack ?? error)
           .split('\n')
           .slice(0, 6)
@@ -373,7 +424,6 @@ export async function runSuite(lib, label) {
       clearTimeout(timer);
     }
   }
-  clearInterval(keepAlive);
-  console.log(`[${label}] ${passed} passed, ${failed.length} failed`);
-  return { passed, failed };
+  print(`[${label}] ${passed} passed, ${failed.length} failed`);
+  return { passed, failed, lines };
 }
