@@ -7,6 +7,7 @@ import {
   type ResilienceEvent,
 } from '../../src/index.js';
 import { redisStore, type RedisStore } from '../../src/redis/index.js';
+import { RESERVE } from '../../src/redis/scripts.js';
 import { connect, noRedis, RedisServer, sleep, until } from './server.js';
 
 describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
@@ -82,9 +83,10 @@ describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
     const limiter = rateLimiter({ name: shared, limit: 20, lease: 5, store });
     const fn = resilient(async () => 1, { rateLimiter: limiter });
     await fn(); // the round trip: 5 tokens, 1 spent
-    const tat = Number(await client.get(`bulwark:rl:{${shared}}`));
+    const tat = await client.get(`bulwark:rl:{${shared}}`);
+    expect(tat).toMatch(/^\d+ [\d.e-]+$/);
     for (let i = 0; i < 4; i++) await fn(); // spent locally
-    expect(Number(await client.get(`bulwark:rl:{${shared}}`))).toBe(tat);
+    expect(await client.get(`bulwark:rl:{${shared}}`)).toBe(tat);
     // Concurrent misses share one lease request.
     const { ok } = await settle(Array.from({ length: 5 }, () => fn()));
     expect(ok).toBe(5);
@@ -111,6 +113,80 @@ describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
     await fn();
     await sleep(80); // 5 tokens at 100/s accrue in 50 ms: the 4 left are gone
     expect(limiter.tryAcquire(performance.now())).toBe(false);
+  });
+
+  describe('precision at high limits (the arrival time is kept in exact microseconds)', () => {
+    /**
+     * The RESERVE script `calls` times (`count` tokens each) and a last probe (one token, no wait), in
+     * one pipeline between two Redis TIME readings (µs): Redis reads them in one go and runs them in
+     * order, so every reservation's clock lies in [t0, t1], and nothing else separates them.
+     */
+    async function hammer(
+      limit: number,
+      burst: number,
+      count: number,
+      calls: number,
+      maxWait: number,
+    ): Promise<{ granted: number; t0: number; t1: number; retryAfter: number }> {
+      const sha = (await client.script('LOAD', RESERVE)) as string;
+      const key = `bulwark:rl:{${name()}}`;
+      const pipeline = client.pipeline().time();
+      for (let i = 0; i < calls; i++)
+        pipeline.evalsha(sha, 1, key, limit, 1_000, burst, maxWait, count);
+      pipeline.evalsha(sha, 1, key, limit, 1_000, burst, 0, 1).time();
+      const replies = ((await pipeline.exec()) ?? []).map(([error, reply]) => {
+        if (error) throw error;
+        return reply as [number | string, number | string];
+      });
+      const micros = (reply: [number | string, number | string] | undefined): number =>
+        Number(reply![0]) * 1e6 + Number(reply![1]);
+      let granted = 0;
+      for (let i = 1; i <= calls; i++) granted += Number(replies[i]![0]);
+      const probe = replies[calls + 1]!;
+      return {
+        granted,
+        t0: micros(replies[0]),
+        t1: micros(replies[calls + 2]),
+        retryAfter: Number(probe[0]) === 0 ? Number(probe[1]) : 0,
+      };
+    }
+
+    it.each([
+      [50_000, 1, 5_000],
+      [1_000_000, 50, 5_000],
+    ])(
+      '%d/s, %d token(s) a reservation: admits no more than GCRA allows over the measured time',
+      async (limit, count, calls) => {
+        const burst = 100;
+        const { granted, t0, t1 } = await hammer(limit, burst, count, calls, 0);
+        // burst + limit × elapsed (+ one reservation's rounding).
+        const allowed = burst + (limit * (t1 - t0)) / 1e6 + count;
+        expect(granted).toBeLessThanOrEqual(allowed);
+        expect(granted).toBeLessThan(calls * count); // the limit did bite
+      },
+      60_000,
+    );
+
+    // 1.04 ms a reservation: a TAT rounded to 0.1 ms would move 1.0 ms, and the probe would find it
+    // 40 ms short of what 1,000 reservations took, however long they took to arrive.
+    it.each([
+      [50_000, 52, 1_000],
+      [1_000_000, 1_040, 1_000],
+    ])(
+      '%d/s, %d token(s) a reservation: every granted token moves the arrival time by exactly interval/limit',
+      async (limit, count, calls) => {
+        // burst 1 and a long maxWait: all granted, each into the future; a last probe with no wait
+        // reads how far ahead the arrival time is: between N × step − (t1 − t0) and N × step (N
+        // tokens, each reservation's clock in [t0, t1]).
+        const step = 1_000 / limit; // ms
+        const { granted, t0, t1, retryAfter } = await hammer(limit, 1, count, calls, 60_000);
+        expect(granted).toBe(calls * count);
+        const reserved = granted * step;
+        expect(retryAfter).toBeLessThanOrEqual(reserved + 0.001);
+        expect(retryAfter).toBeGreaterThanOrEqual(reserved - (t1 - t0) / 1_000 - 0.001);
+      },
+      60_000,
+    );
   });
 
   it('validates: a store needs a name; lease needs a store and fits in burst; onStoreError', () => {
