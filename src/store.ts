@@ -32,10 +32,14 @@ export interface RateLimitRequest {
   readonly count: number;
 }
 
-/** A reservation: `granted` tokens usable after `wait` ms, or none before `retryAfter` ms. */
+/**
+ * A reservation: `granted` tokens usable after `wait` ms, or none before `retryAfter` ms. `processes`
+ * (when the store counts them): how many processes use this limiter now; while the store is out of
+ * reach, each applies `limit / processes`.
+ */
 export type RateLimitReservation =
-  | { readonly granted: number; readonly wait: number }
-  | { readonly granted: 0; readonly retryAfter: number };
+  | { readonly granted: number; readonly wait: number; readonly processes?: number }
+  | { readonly granted: 0; readonly retryAfter: number; readonly processes?: number };
 
 /** A rate limit held by a store (GCRA in one atomic step). */
 export interface SharedRateLimiter {

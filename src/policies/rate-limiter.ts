@@ -34,9 +34,9 @@ export interface RateLimiterOptions {
    */
   lease?: number;
   /**
-   * With a store: what to do while the store is unreachable or slow. `'local'` applies the limit in
-   * this process alone, `'allow'` admits every call, `'reject'` rejects every call. The default value
-   * is `'local'`.
+   * With a store: what to do while the store is unreachable or slow. `'local'` applies this process's
+   * share of the limit (`limit / N`, N the processes the store last counted), starting from an empty
+   * bucket; `'allow'` admits every call; `'reject'` rejects every call. The default value is `'local'`.
    */
   onStoreError?: 'local' | 'allow' | 'reject';
 }
@@ -77,6 +77,9 @@ export class RateLimiter {
   private leaseUntil = 0;
   private leasing: Promise<unknown> | undefined = undefined;
   private sharedRetryAfter = 0;
+  // While the store is unavailable: this process's share of the limit (GCRA in ms, from empty).
+  private processes = 1;
+  private localTat = -Infinity;
   private tat = -Infinity;
   private admitted = 0;
   private rejected = 0;
@@ -207,7 +210,7 @@ export class RateLimiter {
       this.admitted++;
       return true;
     }
-    if (this.reserve(now, 0) === 0) return true;
+    if (this.reserveLocal(now, 0) === 0) return true;
     this.rejected--; // counted once, on the slow path that follows
     return false;
   }
@@ -247,12 +250,20 @@ export class RateLimiter {
     try {
       reservation = await request;
     } catch (error) {
+      // Acting locally from now on: the fleet's tokens were not this process's to spend, so the local
+      // bucket starts empty when the unanswered command was sent, and fills at this process's share
+      // of the limit from there.
+      if (health.available) this.emptyLocalBucket(now);
       health.failed(error);
-      return this.storeFallback(now, maxWait);
+      // Decided when the command gave up: the tokens earned meanwhile count, the time spent does too.
+      const later = clock.now();
+      return this.storeFallback(later, Math.max(0, maxWait - (later - now)));
     } finally {
       this.leasing = undefined;
     }
     health.succeeded();
+    const processes = reservation.processes;
+    if (processes !== undefined && processes >= 1) this.processes = processes;
     if ('retryAfter' in reservation) {
       this.sharedRetryAfter = reservation.retryAfter;
       this.rejected++;
@@ -271,6 +282,36 @@ export class RateLimiter {
     return wait;
   }
 
+  /** This process's share while the store is unavailable: ms per token, and tokens at most at once. */
+  private get localStep(): number {
+    return (this.interval * this.processes) / this.limit;
+  }
+
+  private get localBurst(): number {
+    return Math.max(1, this.burst / this.processes);
+  }
+
+  /** The local bucket holds no token at `now` (GCRA: the arrival time a full burst ahead). */
+  private emptyLocalBucket(now: number): void {
+    const empty = now + this.localBurst * this.localStep;
+    if (this.localTat < empty) this.localTat = empty;
+  }
+
+  /** {@link RateLimiter.reserve} on this process's share of the limit (the store is unavailable). */
+  private reserveLocal(now: number, maxWait: number): number {
+    const step = this.localStep;
+    const next = (this.localTat > now ? this.localTat : now) + step;
+    const wait = next - now - this.localBurst * step;
+    if (wait > maxWait) {
+      this.rejected++;
+      return -1;
+    }
+    this.localTat = next;
+    this.admitted++;
+    if (wait > 0) this.waited++;
+    return wait > 0 ? wait : 0;
+  }
+
   private storeFallback(now: number, maxWait: number): number {
     if (this.onStoreError === 'allow') {
       this.admitted++;
@@ -281,12 +322,17 @@ export class RateLimiter {
       this.rejected++;
       return -1;
     }
-    return this.reserve(now, maxWait);
+    return this.reserveLocal(now, maxWait);
   }
 
   /** ms until a token is free at `now`. */
   retryAfter(now: number): number {
-    if (this.shared !== undefined && this.health!.available) return this.sharedRetryAfter;
+    if (this.shared !== undefined) {
+      if (this.health!.available) return this.sharedRetryAfter;
+      const step = this.localStep;
+      const next = (this.localTat > now ? this.localTat : now) + step;
+      return Math.max(0, next - now - this.localBurst * step);
+    }
     const scaled = now * this.limit;
     const next = (this.tat > scaled ? this.tat : scaled) + this.interval;
     return Math.max(0, (next - scaled - this.burst * this.interval) / this.limit);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type {
   FleetCircuitState,
@@ -135,16 +135,32 @@ export class RedisStore implements Store {
 
   forRateLimiter(name: string): SharedRateLimiter {
     const key = `${this.prefix}rl:{${name}}`;
+    const processes = `${key}:procs`;
+    // This limiter's id in the fleet's count of active processes, sent once a second.
+    const id = randomBytes(8).toString('hex');
+    let nextBeat = 0;
     return {
       reserve: async (r: RateLimitRequest): Promise<RateLimitReservation> => {
-        const [granted, value] = (await this.run(
-          SCRIPTS.reserve,
-          [key],
-          [r.limit, r.interval, r.burst, r.maxWait, r.count],
-        )) as [number, string];
-        return granted === 0
-          ? { granted: 0, retryAfter: Number(value) }
-          : { granted, wait: Number(value) };
+        const now = performance.now();
+        const beat = now >= nextBeat;
+        if (beat) nextBeat = now + 1_000;
+        let reply;
+        try {
+          reply = (await this.run(
+            SCRIPTS.reserve,
+            [key, processes],
+            [r.limit, r.interval, r.burst, r.maxWait, r.count, beat ? id : ''],
+          )) as [number, string, number];
+        } catch (error) {
+          if (beat) nextBeat = 0; // the next command counts this process
+          throw error;
+        }
+        const [granted, value, active] = reply;
+        const reservation =
+          granted === 0
+            ? { granted: 0 as const, retryAfter: Number(value) }
+            : { granted, wait: Number(value) };
+        return active > 0 ? { ...reservation, processes: active } : reservation;
       },
     };
   }
@@ -297,15 +313,29 @@ export class RedisStore implements Store {
   private timed<T>(promise: Promise<T>): Promise<T> {
     const timeout = this.commandTimeout;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new StoreTimeoutError(timeout)), timeout);
+      let settled = false;
+      // A busy event loop runs the timer late, in the same turn as the socket read that holds the
+      // reply: timers run first. setImmediate waits for this turn's I/O, so a reply that is already
+      // here wins, and only a Redis that has not answered times out. (A slow answer is not an outage.)
+      const timer = setTimeout(() => {
+        setImmediate(() => {
+          if (settled) return;
+          settled = true;
+          reject(new StoreTimeoutError(timeout));
+        });
+      }, timeout);
       timer.unref();
       promise.then(
         (value) => {
           clearTimeout(timer);
+          if (settled) return;
+          settled = true;
           resolve(value);
         },
         (error: unknown) => {
           clearTimeout(timer);
+          if (settled) return;
+          settled = true;
           reject(error);
         },
       );

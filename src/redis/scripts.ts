@@ -10,8 +10,12 @@
  * ms, as `tostring()` writes it, keeps 14 significant digits: 0.1 ms at today's clock, so each token
  * of a limit above ~10,000/s moved the TAT by a rounded step, or not at all). Every subtraction of
  * two times is of whole microseconds, exact in a double up to 2^53 µs (the year 2255).
- * ARGV: limit, interval (ms), burst, maxWait (ms), count. Returns `{granted, wait}` or
- * `{0, retryAfter}` (ms, as strings).
+ * ARGV: limit, interval (ms), burst, maxWait (ms), count, and a process id ('' for none).
+ *
+ * With a process id, KEYS[2] (a sorted set) records that the process is active, and the reply carries
+ * how many processes asked within the last 3 s: while Redis is out of reach each of them applies its
+ * share of the limit. Returns `{granted, wait, processes}` or `{0, retryAfter, processes}` (ms, as
+ * strings; processes 0 when not asked).
  */
 export const RESERVE = `
 local t = redis.call('TIME')
@@ -22,6 +26,13 @@ local burst = tonumber(ARGV[3])
 local maxWait = tonumber(ARGV[4]) * 1000
 local count = tonumber(ARGV[5])
 local step = interval * 1000 / limit
+local processes = 0
+if ARGV[6] and ARGV[6] ~= '' then
+  redis.call('ZADD', KEYS[2], now, ARGV[6])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 3000000)
+  redis.call('PEXPIRE', KEYS[2], 3000)
+  processes = redis.call('ZCARD', KEYS[2])
+end
 local ahead = 0
 local stored = redis.call('GET', KEYS[1])
 if stored then
@@ -37,7 +48,7 @@ local fit = math.floor((maxWait + burst * step - ahead) / step + 1e-9)
 if fit < 1 then
   local retry = ahead + step - burst * step
   if retry < 0 then retry = 0 end
-  return {0, tostring(retry / 1000)}
+  return {0, tostring(retry / 1000), processes}
 end
 if fit > count then fit = count end
 local nxt = ahead + fit * step
@@ -45,7 +56,7 @@ local whole = math.floor(nxt)
 local wait = nxt - burst * step
 if wait < 0 then wait = 0 end
 redis.call('SET', KEYS[1], string.format('%.0f %.17g', now + whole, nxt - whole), 'PX', math.ceil(nxt / 1000) + 1000)
-return {fit, tostring(wait / 1000)}
+return {fit, tostring(wait / 1000), processes}
 `;
 
 /**

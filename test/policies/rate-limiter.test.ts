@@ -9,6 +9,7 @@ import {
   resilient,
   type RateLimiterOptions,
   type ResilienceEvent,
+  type Store,
 } from '../../src/index.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
@@ -313,5 +314,77 @@ describe('rate limiter: option validation', () => {
     const limiter = rateLimiter({ limit: 1, name: 'api' });
     expect(limiter.name).toBe('api');
     expect(limiter.describe().name).toBe('api');
+  });
+});
+
+describe('rate limiter: a store that fails (local fallback)', () => {
+  /**
+   * A store whose rate limiter fails every command (Redis down, or slower than its timeout), after
+   * `grants` granted ones that say how many processes share the limit.
+   */
+  function failingStore(grants = 0, processes = 1): Store {
+    const unused = (): never => {
+      throw new Error('not used');
+    };
+    let left = grants;
+    return {
+      forRateLimiter: () => ({
+        reserve: () =>
+          left-- > 0
+            ? Promise.resolve({ granted: 1, wait: 0, processes })
+            : Promise.reject(new Error('down')),
+      }),
+      forCircuit: unused,
+      forCache: unused,
+      recheckAfter: 1_000,
+    };
+  }
+
+  it('starts the local bucket empty: a stall does not release a burst, tokens come at the limit', async () => {
+    const { call, clock, started, events } = setup({
+      name: 'api',
+      limit: 10,
+      store: failingStore(),
+    });
+    const results = await Promise.allSettled(Array.from({ length: 20 }, () => call('a')));
+    // 10 tokens a second from the failure on: none yet (a full bucket would have admitted 10).
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(0);
+    expect(events.filter((e) => e.type === 'storeUnavailable')).toHaveLength(1);
+    await clock.advance(100);
+    await Promise.allSettled(Array.from({ length: 5 }, () => call('b')));
+    expect(started).toHaveLength(1);
+    // Up to the probe (recheckAfter 1 s, which fails again): limit × d / interval in all.
+    await clock.advance(900);
+    await Promise.allSettled(Array.from({ length: 20 }, () => call('c')));
+    expect(started).toHaveLength(10);
+  });
+
+  it('acts on its share of the limit: limit / the processes the store counted', async () => {
+    const { call, clock, started, limiter } = setup({
+      name: 'api',
+      limit: 40,
+      store: failingStore(1, 4),
+    });
+    await call('granted'); // through the store: 4 processes share the limit
+    await Promise.allSettled(Array.from({ length: 5 }, () => call('a')));
+    expect(started).toHaveLength(1);
+    expect(limiter.retryAfter(clock.now())).toBe(100); // 10 a second, from empty
+    await clock.advance(500);
+    await Promise.allSettled(Array.from({ length: 20 }, () => call('b')));
+    expect(started).toHaveLength(1 + 5);
+    // A wait within maxWait is served from the share too.
+    const waiting = rateLimiter({
+      clock,
+      name: 'w',
+      limit: 40,
+      maxWait: 200,
+      store: failingStore(1, 4),
+    });
+    const wait = resilient(async () => clock.now(), { clock, rateLimiter: waiting });
+    await wait();
+    const at = wait(); // the store fails: empty at 500, a token every 100 ms
+    await clock.advance(100);
+    await expect(at).resolves.toBe(600);
+    expect(waiting.stats()).toMatchObject({ admitted: 2, waited: 1 });
   });
 });

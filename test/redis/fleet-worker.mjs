@@ -1,6 +1,8 @@
-// One process of a fleet, for test/redis/fleet.test.ts: it imports the built package (dist/), does
-// what its role says from `startAt` (Date.now() ms) on, and prints one JSON line with what it saw.
-// argv: port, role, JSON options.
+// One process of a fleet, for test/redis/fleet.test.ts: it imports the built package (dist/), sets up,
+// prints `ready`, waits for `go` on stdin (the barrier: every process starts together, however late
+// each one was to boot), does what its role says, and prints one JSON line with what it saw.
+// argv: port, role, JSON options. Times are Date.now() ms (one clock: every worker runs on this host).
+import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
 import { circuitBreaker, rateLimiter, resilient } from '../../dist/index.js';
 import { redisStore } from '../../dist/redis/index.js';
@@ -17,37 +19,70 @@ const client = new Redis({
 });
 client.on('error', () => undefined);
 await client.connect();
-const store = redisStore(client, { commandTimeout: 200 });
+// Default store settings unless the test says otherwise (commandTimeout 50 ms, recheckAfter 1 s).
+const store = redisStore(client, options.store ?? {});
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const untilStart = () => sleep(Math.max(0, options.startAt - Date.now()));
+const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+
+/** Tells the parent this process is ready, and resolves when the parent releases every process. */
+async function barrier() {
+  process.stdout.write('ready\n');
+  const line = await lines.next();
+  if (line.done || line.value.trim() !== 'go') throw new Error('no go');
+  return Date.now();
+}
+
 let report;
 
 if (role === 'limit') {
-  // As many calls as it can for `duration` ms, 4 at a time; the times of the admitted ones.
-  const fn = resilient(async () => Date.now(), {
-    rateLimiter: rateLimiter({
-      name: options.name,
-      limit: options.limit,
-      lease: options.lease,
-      store,
-    }),
+  // `loops` callers, each calling again at once for `duration` ms (no sleep; a rejected caller only
+  // lets the event loop turn, as a caller fed by I/O would, instead of starving it in microtasks):
+  // the times of the admitted calls, and each stretch of time this process acted locally (store
+  // unavailable), from the oldest call in flight when it noticed (the unanswered command was sent no
+  // earlier), with the share of the limit it then applied (limit / processes Redis last counted).
+  const limiter = rateLimiter({
+    name: options.name,
+    limit: options.limit,
+    ...(options.lease === undefined ? {} : { lease: options.lease }),
+    ...(options.maxWait === undefined ? {} : { maxWait: options.maxWait }),
+    store,
+  });
+  const fn = resilient(async () => Date.now(), { rateLimiter: limiter });
+  const loops = options.loops;
+  const inFlight = new Array(loops).fill(Infinity);
+  const episodes = [];
+  let down;
+  let share = 0;
+  limiter.on((event) => {
+    if (event.type === 'storeUnavailable') {
+      down = Math.min(Date.now(), ...inFlight);
+      share = limiter.limit / limiter.processes; // (internal: the count Redis last returned)
+    }
+    if (event.type === 'storeRecovered' && down !== undefined) {
+      episodes.push([down, Date.now(), share]);
+      down = undefined;
+    }
   });
   const admitted = [];
   let rejected = 0;
-  await untilStart();
-  const end = options.startAt + options.duration;
-  const loop = async () => {
+  const start = await barrier();
+  const end = start + options.duration;
+  const loop = async (i) => {
     while (Date.now() < end) {
+      inFlight[i] = Date.now();
       try {
         admitted.push(await fn());
       } catch {
         rejected++;
-        await sleep(2);
+        await new Promise(setImmediate);
       }
+      inFlight[i] = Infinity;
     }
   };
-  await Promise.all([loop(), loop(), loop(), loop()]);
-  report = { admitted, rejected };
+  await Promise.all(Array.from({ length: loops }, (_, i) => loop(i)));
+  const stop = Date.now();
+  if (down !== undefined) episodes.push([down, stop, share]);
+  report = { start, stop, admitted, rejected, episodes };
 } else if (role === 'open' || role === 'watch') {
   // `open` fails calls until its breaker opens; `watch` makes no call and waits to hear of it. Then,
   // past halfOpenAfter, every process calls a slow function that counts the runs made half-open.
@@ -68,8 +103,8 @@ if (role === 'limit') {
     },
     { circuitBreaker: breaker },
   );
-  await sleep(100); // subscribed
-  await untilStart();
+  // (The parent releases the fleet once every breaker's message connection is subscribed.)
+  const start = await barrier();
   if (role === 'open') {
     const fail = resilient(
       async () => {
@@ -79,12 +114,12 @@ if (role === 'limit') {
     );
     for (let i = 0; i < 10; i++) await fail().catch(() => undefined);
   }
-  while (breaker.state !== 'open' && Date.now() < options.startAt + 3_000) await sleep(5);
-  const openedAfter = breaker.state === 'open' ? Date.now() - options.startAt : -1;
+  while (breaker.state !== 'open' && Date.now() < start + 5_000) await sleep(5);
+  const openedAfter = breaker.state === 'open' ? Date.now() - start : -1;
   // Past halfOpenAfter (on this process's clock too), everybody calls until the fleet is closed.
   await sleep(options.halfOpenAfter + 50);
   const rejectedWhileTrial = [];
-  const end = Date.now() + 1_500;
+  const end = Date.now() + 3_000;
   while (Date.now() < end) {
     const result = await probe().catch((error) => error);
     if (result !== 'ok') rejectedWhileTrial.push(result.code);
@@ -98,3 +133,4 @@ if (role === 'limit') {
 process.stdout.write(`${JSON.stringify(report)}\n`);
 await store.close();
 client.disconnect();
+process.exit(0);

@@ -132,8 +132,8 @@ describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
       const key = `bulwark:rl:{${name()}}`;
       const pipeline = client.pipeline().time();
       for (let i = 0; i < calls; i++)
-        pipeline.evalsha(sha, 1, key, limit, 1_000, burst, maxWait, count);
-      pipeline.evalsha(sha, 1, key, limit, 1_000, burst, 0, 1).time();
+        pipeline.evalsha(sha, 2, key, `${key}:procs`, limit, 1_000, burst, maxWait, count, '');
+      pipeline.evalsha(sha, 2, key, `${key}:procs`, limit, 1_000, burst, 0, 1, '').time();
       const replies = ((await pipeline.exec()) ?? []).map(([error, reply]) => {
         if (error) throw error;
         return reply as [number | string, number | string];
@@ -206,7 +206,7 @@ describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
 
   describe('while Redis is down', () => {
     it.each([
-      ['local', 3, 2],
+      ['local', 0, 5], // the local bucket starts empty: tokens come at the limit from the failure on
       ['allow', 5, 0],
       ['reject', 0, 5],
     ] as const)(
@@ -236,6 +236,31 @@ describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
         await local.stop();
       },
     );
+
+    it('a stall does not release a burst per process: each earns tokens at the limit from the stall on', async () => {
+      // Two processes' limiters (each its own store health), default commandTimeout (50 ms).
+      const shared = name();
+      const make = () => {
+        const limiter = rateLimiter({ name: shared, limit: 10, store: redisStore(client) });
+        return { limiter, fn: resilient(async () => 1, { rateLimiter: limiter }) };
+      };
+      const a = make();
+      const b = make();
+      // The fleet's burst is spent through Redis.
+      const drained = await settle(Array.from({ length: 12 }, (_, i) => (i % 2 ? a : b).fn()));
+      expect(drained.ok).toBe(10);
+      const other = await connect(server.port);
+      const sleeping = other.call('DEBUG', 'SLEEP', '0.3');
+      await sleep(20);
+      const start = performance.now();
+      const stalled = await settle(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).fn()));
+      const elapsed = performance.now() - start;
+      await sleeping;
+      other.disconnect();
+      // A full local bucket would admit 10 per process; an empty one admits limit × elapsed each.
+      expect(stalled.ok).toBeLessThanOrEqual(2 * Math.floor((10 * elapsed) / 1_000));
+      expect(stalled.ok + stalled.limited).toBe(20);
+    });
 
     it('a slow Redis (DEBUG SLEEP) costs a call at most the command timeout', async () => {
       const limiter = rateLimiter({ name: name(), limit: 100, store });

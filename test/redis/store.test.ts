@@ -39,9 +39,37 @@ describe.skipIf(noRedis)('redisStore', () => {
   it('loads its scripts again after SCRIPT FLUSH (NOSCRIPT)', async () => {
     const limiter = store.forRateLimiter('noscript');
     const request = { limit: 10, interval: 1_000, burst: 10, maxWait: 0, count: 1 };
-    await expect(limiter.reserve(request)).resolves.toEqual({ granted: 1, wait: 0 });
+    // The first command also counts this process in the fleet (once a second).
+    await expect(limiter.reserve(request)).resolves.toEqual({ granted: 1, wait: 0, processes: 1 });
     await client.script('FLUSH');
     await expect(limiter.reserve(request)).resolves.toEqual({ granted: 1, wait: 0 });
+  });
+
+  it('a reply that arrived while the event loop was busy is not a timeout (a slow loop is not an outage)', async () => {
+    const quick = redisStore(client, { commandTimeout: 20 });
+    const limiter = quick.forRateLimiter('busy-loop');
+    const request = { limit: 10, interval: 1_000, burst: 10, maxWait: 0, count: 1 };
+    await limiter.reserve(request); // the script is loaded
+    for (let i = 0; i < 3; i++) {
+      const reply = limiter.reserve(request); // sent now; Redis answers within microseconds
+      const end = performance.now() + 200; // the loop is busy for 10 command timeouts
+      while (performance.now() < end) {
+        // a long synchronous task (JSON, a sort, a GC pause)
+      }
+      await expect(reply).resolves.toMatchObject({ granted: expect.any(Number) });
+    }
+  });
+
+  it('counts the processes that use a limiter (each limiter reports itself once a second)', async () => {
+    const request = { limit: 10, interval: 1_000, burst: 10, maxWait: 0, count: 1 };
+    const a = store.forRateLimiter('counted');
+    const b = redisStore(client).forRateLimiter('counted');
+    await expect(a.reserve(request)).resolves.toMatchObject({ processes: 1 });
+    await expect(b.reserve(request)).resolves.toMatchObject({ processes: 2 });
+    const again = await a.reserve(request); // within the second: not reported again
+    expect(again).not.toHaveProperty('processes');
+    expect(await client.zcard('bulwark:rl:{counted}:procs')).toBe(2);
+    expect(await client.pttl('bulwark:rl:{counted}:procs')).toBeLessThanOrEqual(3_000);
   });
 
   it('circuit primitives: open, trial, isolate, close, read', async () => {
