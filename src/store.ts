@@ -30,6 +30,8 @@ export interface RateLimitRequest {
   readonly maxWait: number;
   /** Tokens wanted (a lease); fewer may be granted, at least one. */
   readonly count: number;
+  /** Tokens of an earlier reservation that will never be spent: given back before this one. */
+  readonly giveBack?: number;
 }
 
 /**

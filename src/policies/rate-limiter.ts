@@ -73,6 +73,9 @@ export class RateLimiter {
   private readonly health: StoreHealth | undefined;
   // Lease: tokens reserved in the store, spent here from `leaseFrom` until `leaseUntil`.
   private leaseLeft = 0;
+  // The current lease's size, and the size of the next request: twice what the last lease spent.
+  private leaseGranted = 0;
+  private leaseSize: number;
   private leaseFrom = 0;
   private leaseUntil = 0;
   private leasing: Promise<unknown> | undefined = undefined;
@@ -142,6 +145,7 @@ export class RateLimiter {
       RATE_LIMITER_DEFAULTS.onStoreError,
     );
     problems.throwIfAny(path === 'rateLimiter' ? 'Invalid rateLimiter options' : undefined);
+    this.leaseSize = Math.min(this.lease, 2);
     this.clock = isClock(o.clock) ? o.clock : undefined;
     this.name = typeof o.name === 'string' ? o.name : undefined;
     if (sharedIn !== undefined) {
@@ -231,21 +235,38 @@ export class RateLimiter {
           return wait;
         }
       }
-      if (this.leasing === undefined) break;
-      // One lease request at a time: the others wait for its tokens.
+      // One lease request at a time: callers that may wait take its tokens when it lands; a caller
+      // that may not wait (maxWait 0) asks for its own token at once instead of queueing behind it.
+      if (this.leasing === undefined || maxWait <= 0) break;
       await this.leasing;
       now = clock.now();
     }
     const health = this.health!;
     if (!health.usable()) return this.storeFallback(now, maxWait);
+    const leasing = this.lease > 1 && this.leasing === undefined;
+    // Tokens of the last lease that this process will not spend (expired, or not usable in time) go
+    // back to the fleet in the same command: a lease never strands tokens the others could use.
+    const giveBack = leasing ? this.leaseLeft : 0;
+    if (leasing) {
+      // Sized to demand: twice what the last lease spent, from 2 (a quiet process holds few of the fleet's
+      // tokens; a busy one doubles up to `lease`).
+      if (this.leaseGranted > 0)
+        this.leaseSize = Math.min(
+          this.lease,
+          Math.max(2, 2 * (this.leaseGranted - this.leaseLeft)),
+        );
+      this.leaseLeft = 0;
+      this.leaseGranted = 0;
+    }
     const request = this.shared!.reserve({
       limit: this.limit,
       interval: this.interval,
       burst: this.burst,
       maxWait,
-      count: this.lease,
+      count: leasing ? this.leaseSize : 1,
+      giveBack,
     });
-    if (this.lease > 1) this.leasing = request.then(noop, noop);
+    if (leasing) this.leasing = request.then(noop, noop);
     let reservation;
     try {
       reservation = await request;
@@ -259,12 +280,21 @@ export class RateLimiter {
       const later = clock.now();
       return this.storeFallback(later, Math.max(0, maxWait - (later - now)));
     } finally {
-      this.leasing = undefined;
+      if (leasing) this.leasing = undefined;
     }
     health.succeeded();
     const processes = reservation.processes;
     if (processes !== undefined && processes >= 1) this.processes = processes;
     if ('retryAfter' in reservation) {
+      // A lease that landed meanwhile may hold a token for this caller.
+      now = clock.now();
+      if (this.leaseLeft > 0 && now < this.leaseUntil && this.leaseFrom - now <= maxWait) {
+        const wait = Math.max(0, this.leaseFrom - now);
+        this.leaseLeft--;
+        this.admitted++;
+        if (wait > 0) this.waited++;
+        return wait;
+      }
       this.sharedRetryAfter = reservation.retryAfter;
       this.rejected++;
       return -1;
@@ -273,6 +303,7 @@ export class RateLimiter {
     if (reservation.granted > 1) {
       // Usable from when the whole batch conforms (measured after the reply: never early), and for
       // as long as the batch takes to accrue, measured from the request (never late).
+      this.leaseGranted = reservation.granted;
       this.leaseLeft = reservation.granted - 1;
       this.leaseFrom = clock.now() + wait;
       this.leaseUntil = now + wait + (reservation.granted * this.interval) / this.limit;

@@ -149,7 +149,7 @@ export class RedisStore implements Store {
           reply = (await this.run(
             SCRIPTS.reserve,
             [key, processes],
-            [r.limit, r.interval, r.burst, r.maxWait, r.count, beat ? id : ''],
+            [r.limit, r.interval, r.burst, r.maxWait, r.count, beat ? id : '', r.giveBack ?? 0],
           )) as [number, string, number];
         } catch (error) {
           if (beat) nextBeat = 0; // the next command counts this process

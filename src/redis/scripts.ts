@@ -10,7 +10,8 @@
  * ms, as `tostring()` writes it, keeps 14 significant digits: 0.1 ms at today's clock, so each token
  * of a limit above ~10,000/s moved the TAT by a rounded step, or not at all). Every subtraction of
  * two times is of whole microseconds, exact in a double up to 2^53 µs (the year 2255).
- * ARGV: limit, interval (ms), burst, maxWait (ms), count, and a process id ('' for none).
+ * ARGV: limit, interval (ms), burst, maxWait (ms), count, a process id ('' for none), and the tokens
+ * of an earlier lease that were never spent, given back first (their time is taken off the TAT).
  *
  * With a process id, KEYS[2] (a sorted set) records that the process is active, and the reply carries
  * how many processes asked within the last 3 s: while Redis is out of reach each of them applies its
@@ -44,18 +45,27 @@ if stored then
   end
   if ahead < 0 then ahead = 0 end
 end
+local function save(at)
+  local whole = math.floor(at)
+  redis.call('SET', KEYS[1], string.format('%.0f %.17g', now + whole, at - whole), 'PX', math.ceil(at / 1000) + 1000)
+end
+local back = tonumber(ARGV[7] or '0') or 0
+if back > 0 then
+  ahead = ahead - back * step
+  if ahead < 0 then ahead = 0 end
+end
 local fit = math.floor((maxWait + burst * step - ahead) / step + 1e-9)
 if fit < 1 then
   local retry = ahead + step - burst * step
   if retry < 0 then retry = 0 end
+  if back > 0 then save(ahead) end
   return {0, tostring(retry / 1000), processes}
 end
 if fit > count then fit = count end
 local nxt = ahead + fit * step
-local whole = math.floor(nxt)
 local wait = nxt - burst * step
 if wait < 0 then wait = 0 end
-redis.call('SET', KEYS[1], string.format('%.0f %.17g', now + whole, nxt - whole), 'PX', math.ceil(nxt / 1000) + 1000)
+save(nxt)
 return {fit, tostring(wait / 1000), processes}
 `;
 

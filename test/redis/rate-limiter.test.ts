@@ -115,6 +115,63 @@ describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
     expect(limiter.tryAcquire(performance.now())).toBe(false);
   });
 
+  it('a lease never strands tokens: offered load under the limit is never refused', async () => {
+    // Limit 100/s, burst 50. A may lease 50 tokens (500 ms of the fleet's capacity) but calls 10
+    // times a second; B calls at most 80 times a second. 90 a second in all, under the limit: leases
+    // sized to what A spends, and its unspent tokens given back, leave B its share (a full lease
+    // each time, 45 of them expiring unspent, would cost the fleet 90 a second for A alone).
+    const shared = name();
+    const a = resilient(async () => 'a', {
+      rateLimiter: { name: shared, limit: 100, burst: 50, lease: 50, store },
+    });
+    const b = resilient(async () => 'b', {
+      rateLimiter: {
+        name: shared,
+        limit: 100,
+        burst: 50,
+        store: redisStore(client, { commandTimeout: 200 }),
+      },
+    });
+    const refused: string[] = [];
+    const end = Date.now() + 3_000;
+    const pace = async (fn: () => Promise<string>, every: number): Promise<void> => {
+      while (Date.now() < end) {
+        const error = await fn().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        if (error !== undefined) refused.push(String(error));
+        await sleep(every);
+      }
+    };
+    await Promise.all([pace(a, 100), pace(b, 12.5)]);
+    expect(refused).toEqual([]);
+  }, 20_000);
+
+  it('maxWait 0: a caller never queues behind the lease request in flight (it asks for its own token)', async () => {
+    // A client whose commands wait until the test lets them go: what is asked, and when, is visible.
+    await client.script('LOAD', RESERVE);
+    const held: (() => void)[] = [];
+    const gated = Object.create(client) as Redis;
+    gated.evalsha = ((...args: Parameters<Redis['evalsha']>) =>
+      new Promise<void>((resolve) => held.push(resolve)).then(() =>
+        client.evalsha(...args),
+      )) as Redis['evalsha'];
+    const limiter = rateLimiter({
+      name: name(),
+      limit: 1_000,
+      lease: 10,
+      store: redisStore(gated, { commandTimeout: 10_000 }),
+    });
+    const fn = resilient(async () => 1, { rateLimiter: limiter });
+    const calls = Array.from({ length: 20 }, () => fn());
+    await until(() => held.length >= 20, 2_000, 'a command per caller');
+    expect(held).toHaveLength(20); // one lease request and 19 single tokens, all in flight at once
+    for (const release of held) release();
+    await expect(Promise.all(calls)).resolves.toHaveLength(20);
+    expect(limiter.stats()).toMatchObject({ admitted: 20, rejected: 0 });
+  });
+
   describe('precision at high limits (the arrival time is kept in exact microseconds)', () => {
     /**
      * The RESERVE script `calls` times (`count` tokens each) and a last probe (one token, no wait), in
