@@ -138,9 +138,9 @@ describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
       while (Date.now() < end) {
         const error = await fn().then(
           () => undefined,
-          (e: unknown) => e,
+          (e: unknown) => (e instanceof Error ? e.message : 'not an Error'),
         );
-        if (error !== undefined) refused.push(String(error));
+        if (error !== undefined) refused.push(error);
         await sleep(every);
       }
     };
