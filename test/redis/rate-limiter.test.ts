@@ -78,19 +78,25 @@ describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
     expect(events.filter((e) => e.type === 'rateLimitWaited')).toHaveLength(2);
   });
 
-  it('a lease takes several tokens in one round trip and spends them locally', async () => {
+  it('a lease takes several tokens in one round trip and spends them locally; its size follows demand', async () => {
     const shared = name();
     const limiter = rateLimiter({ name: shared, limit: 20, lease: 5, store });
     const fn = resilient(async () => 1, { rateLimiter: limiter });
-    await fn(); // the round trip: 5 tokens, 1 spent
-    const tat = await client.get(`bulwark:rl:{${shared}}`);
-    expect(tat).toMatch(/^\d+ [\d.e-]+$/);
-    for (let i = 0; i < 4; i++) await fn(); // spent locally
-    expect(await client.get(`bulwark:rl:{${shared}}`)).toBe(tat);
-    // Concurrent misses share one lease request.
-    const { ok } = await settle(Array.from({ length: 5 }, () => fn()));
-    expect(ok).toBe(5);
-    expect(limiter.stats().admitted).toBe(10);
+    const key = `bulwark:rl:{${shared}}`;
+    await fn(); // a round trip: a first lease of 2, 1 spent
+    const first = await client.get(key);
+    expect(first).toMatch(/^\d+ [\d.e-]+$/);
+    await fn(); // spent locally
+    expect(await client.get(key)).toBe(first);
+    await fn(); // both spent: the next lease is twice that, 4
+    const second = await client.get(key);
+    for (let i = 0; i < 3; i++) await fn(); // spent locally
+    expect(await client.get(key)).toBe(second);
+    await fn(); // 4 spent: the next is 5 (the most, `lease`)
+    const third = await client.get(key);
+    for (let i = 0; i < 4; i++) await fn();
+    expect(await client.get(key)).toBe(third);
+    expect(limiter.stats().admitted).toBe(11);
     expect(limiter.describe()).toMatchObject({ store: 'shared', lease: 5, onStoreError: 'local' });
   });
 
