@@ -190,9 +190,8 @@ class SyncPipeline extends Stages {
     } else {
       key = callWith(cache.keyOf, thisArg, argc, a0, a1, a2, a3, rest);
     }
-    const entry = cache.entries.get(key);
+    const entry = cache.lookup(key);
     if (entry?.fresh === true) {
-      entry.touched = true;
       cache.hits++;
       if (this.listening()) this.emit({ type: 'cacheHit', key });
       return entry.value;

@@ -67,6 +67,14 @@ describe('allocation budget of the async happy path (bytes per call beyond the b
   it('cache hit: nothing beyond the bare call', () => {
     expect(extra('cacheHit')).toBeLessThanOrEqual(0);
   });
+
+  it('cache miss (a new key each call, every miss evicts): at most 200 bytes', () => {
+    expect(extra('cacheMiss')).toBeLessThanOrEqual(200);
+  });
+
+  it('all seven stages on a cache miss: at most 500 bytes', () => {
+    expect(extra('allSeven')).toBeLessThanOrEqual(500);
+  });
 });
 
 describe('allocation budget of resilientSync', () => {

@@ -1,5 +1,6 @@
 import type { Emitter, RejectionReason } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
+import type { CacheEntry } from '../policies/cache.js';
 import type { RetryBudget } from '../policies/retry.js';
 import { ASK_STORE } from '../policies/circuit-breaker.js';
 import { Attempt } from './attempt.js';
@@ -33,6 +34,8 @@ class Call implements DeadlineEntry {
   rest: unknown[] | undefined = undefined;
   task: Task | undefined = undefined;
   attempt: Attempt | undefined = undefined;
+  /** The cache entry this call fills (a miss that took the fast path), or undefined. */
+  entry: CacheEntry | undefined = undefined;
   start = 0;
   permit = 0;
   timedOut = false;
@@ -67,6 +70,7 @@ function releaseCall(c: Call): void {
   c.rest = undefined;
   c.task = undefined;
   c.attempt = undefined;
+  c.entry = undefined;
   c.resolve = undefined;
   c.reject = undefined;
   c.timedOut = false;
@@ -167,6 +171,7 @@ export abstract class FastPath extends SlowPath {
     rest: unknown[] | undefined,
     task: Task | undefined,
     signal: AbortSignal | undefined,
+    entry: CacheEntry | undefined,
   ): Promise<unknown> {
     if (signal !== undefined || this.signal !== undefined) {
       const now = this.clock.now();
@@ -233,7 +238,7 @@ export abstract class FastPath extends SlowPath {
       }
       return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, undefined);
     }
-    if (!this.observe) {
+    if (!this.observe && entry === undefined) {
       const context = task === undefined ? undefined : new Attempt(1);
       return run(this.fn, thisArg, argc, a0, a1, a2, a3, rest, task, context);
     }
@@ -250,11 +255,18 @@ export abstract class FastPath extends SlowPath {
     c.task = task;
     c.start = now;
     c.permit = permit;
+    c.entry = entry;
     if (task !== undefined) c.attempt = new Attempt(1);
     const promise = run(this.fn, thisArg, argc, a0, a1, a2, a3, rest, task, c.attempt);
     const deadlines = this.deadlines;
-    if (deadlines === undefined) return promise.then(c.onOk, c.onError);
+    if (deadlines === undefined) {
+      const observed = promise.then(c.onOk, c.onError);
+      // A cache miss is filled by this call (see `afterFirst`): its flight is what the caller gets.
+      if (entry !== undefined) entry.flight = observed;
+      return observed;
+    }
     const outer = new Promise(capture);
+    if (entry !== undefined) entry.flight = outer;
     c.resolve = capturedResolve;
     c.reject = capturedReject;
     capturedResolve = capturedReject = undefined;
@@ -283,7 +295,7 @@ export abstract class FastPath extends SlowPath {
   fastOk(c: Call, value: unknown): unknown {
     this.breaker?.recordSuccess(c.permit, this.sampleTime(c));
     this.bulkhead?.release();
-    if (!this.judgesResult) {
+    if (!this.judgesResult && c.entry === undefined) {
       releaseCall(c);
       return value;
     }
@@ -337,9 +349,17 @@ export abstract class FastPath extends SlowPath {
   /**
    * What follows the first attempt: its value, a retry (slow path), the fallback, or its error thrown.
    * The retry predicates run here, synchronously, so a failure that is not retried never pays for an
-   * async frame.
+   * async frame. A cache miss is filled here too: the cache stage needs no `.then` of its own.
    */
   private afterFirst(c: Call, failed: boolean, value: unknown): unknown {
+    const entry = c.entry;
+    if (entry !== undefined) {
+      if (!failed && !this.judgesResult) {
+        this.cache!.store(entry, value, this.clock.now());
+        return value;
+      }
+      return this.fillAfter(entry, c, failed, value);
+    }
     return this.decide(
       failed,
       value,
@@ -408,6 +428,74 @@ export abstract class FastPath extends SlowPath {
     this.breaker?.recordFailure(c.permit, this.sampleTime(c), error);
     this.settleOuter(c, true, error);
   }
+
+  /* eslint-disable no-restricted-syntax -- slow path: a cache miss whose first attempt failed or is judged */
+  /**
+   * The first attempt of a cache miss failed, or its result is judged by `retryOnResult`: the retry (if
+   * any) runs on the slow path, then the entry is filled, the stale value served, or the fallback
+   * applied (the cache sees a failure before the fallback does).
+   */
+  private fillAfter(entry: CacheEntry, c: Call, failed: boolean, value: unknown): unknown {
+    const { thisArg, argc, a0, a1, a2, a3, rest } = c;
+    let next: unknown;
+    try {
+      next = this.decide(failed, value, thisArg, argc, a0, a1, a2, a3, rest, c.task, c.start);
+    } catch (error) {
+      return this.missFallback(entry, error, thisArg, collect(argc, a0, a1, a2, a3, rest));
+    }
+    if (!(next instanceof Promise)) {
+      this.cache!.store(entry, next, this.clock.now());
+      return next;
+    }
+    const args = collect(argc, a0, a1, a2, a3, rest);
+    return next.then(
+      (result: unknown) => {
+        this.cache!.store(entry, result, this.clock.now());
+        return result;
+      },
+      (error: unknown) => this.missFallback(entry, error, thisArg, args),
+    );
+  }
+
+  /** A miss failed for good: the stale value if `staleIfError` allows, else the fallback, else throw. */
+  private missFallback(
+    entry: CacheEntry,
+    error: unknown,
+    thisArg: unknown,
+    args: unknown[],
+  ): unknown {
+    try {
+      return this.missFailed(entry, error);
+    } catch {
+      if (this.fallback === undefined) throw error;
+      return this.applyFallback(error, thisArg, args);
+    }
+  }
+
+  /**
+   * @internal the cache stage's answer to a failed miss: the stale value within `staleIfError` (and a
+   * `staleServed` event), else the entry is forgotten and the error thrown.
+   */
+  protected missFailed(entry: CacheEntry, error: unknown): unknown {
+    const cache = this.cache!;
+    entry.flight = undefined;
+    const now = this.clock.now();
+    if (entry.expires !== -Infinity && now - entry.expires <= cache.staleIfError) {
+      cache.staleServed++;
+      if (this.listening()) {
+        this.emit({
+          type: 'staleServed',
+          key: entry.key,
+          age: now - entry.expires + cache.ttl,
+          error,
+        });
+      }
+      return entry.value;
+    }
+    cache.drop(entry);
+    throw error;
+  }
+  /* eslint-enable no-restricted-syntax */
 
   /** A rejection before `fn` ran, without entering the slow path unless a retry may follow. */
   private rejectEarly(

@@ -29,7 +29,7 @@ export class Pipeline extends FastPath {
   ): Promise<unknown> {
     const cache = this.cache;
     if (cache === undefined)
-      return this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined);
+      return this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined, undefined);
     let key: unknown;
     if (cache.keyOf === undefined) {
       if (argc > 1 || !isPrimitiveKey(a0)) return Promise.reject(this.keyError(argc, a0));
@@ -43,11 +43,10 @@ export class Pipeline extends FastPath {
     }
     if (cache.shared !== undefined)
       return this.sharedCall(cache, key, thisArg, argc, a0, a1, a2, a3, rest);
-    const entry = cache.entries.get(key);
+    const entry = cache.lookup(key);
     if (entry !== undefined) {
       // Freshness is timer-driven (see Cache): a hit reads no clock and allocates nothing.
       if (entry.fresh) {
-        entry.touched = true;
         cache.hits++;
         if (this.listening()) {
           // eslint-disable-next-line no-restricted-syntax -- built only when someone listens
@@ -79,6 +78,7 @@ export class Pipeline extends FastPath {
       undefined,
       task,
       signal,
+      undefined,
     );
   }
 
@@ -101,30 +101,21 @@ export class Pipeline extends FastPath {
   ): Promise<unknown> {
     cache.misses++;
     if (this.listening()) this.emit({ type: 'cacheMiss', key });
-    const inner = this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined);
-    let entry: CacheEntry | undefined = existing;
+    const entry = existing ?? cache.insert(key, undefined);
+    const inner = this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined, entry);
+    // On the fast path the call itself fills the entry (one `.then` for every stage, the cache's
+    // included, and the fallback applied there), and its promise is already the entry's flight.
+    if (entry.flight === inner) return inner;
+    // Otherwise (a signal, a wait, an early rejection): the cache watches the call's promise.
     const flight = inner.then(
       (value) => {
-        cache.store(entry!, value, this.clock.now());
+        cache.store(entry, value, this.clock.now());
         return value;
       },
-      (error: unknown) => {
-        const e = entry!;
-        e.flight = undefined;
-        const now = this.clock.now();
-        if (e.expires !== -Infinity && now - e.expires <= cache.staleIfError) {
-          cache.staleServed++;
-          if (this.listening()) {
-            this.emit({ type: 'staleServed', key, age: now - e.expires + cache.ttl, error });
-          }
-          return e.value;
-        }
-        cache.drop(e);
-        throw error;
-      },
+      (error: unknown) => this.missFailed(entry, error),
     );
-    if (entry === undefined) entry = cache.create(key, flight);
-    else entry.flight = flight;
+    entry.flight = flight;
+    if (existing === undefined) entry.promise = flight;
     return this.withFallback(flight, thisArg, argc, a0, a1, a2, a3, rest);
   }
 
@@ -149,7 +140,7 @@ export class Pipeline extends FastPath {
     } catch (error) {
       return Promise.reject(error);
     }
-    const joined = cache.entries.get(key)?.flight;
+    const joined = cache.lookup(key)?.flight;
     if (joined !== undefined) {
       cache.hits++;
       if (this.listening()) this.emit({ type: 'cacheJoined', key });
@@ -185,7 +176,18 @@ export class Pipeline extends FastPath {
     if (this.listening()) this.emit({ type: 'cacheMiss', key });
     let value: unknown;
     try {
-      value = await this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined);
+      value = await this.invoke(
+        thisArg,
+        argc,
+        a0,
+        a1,
+        a2,
+        a3,
+        rest,
+        undefined,
+        undefined,
+        undefined,
+      );
     } catch (error) {
       // The store keeps a value `staleIfError` ms past its ttl: one still there may be served.
       if (stored === undefined) throw error;

@@ -51,7 +51,7 @@ export const CACHE_DEFAULTS = Object.freeze({ ttl: 60_000, maxEntries: 1_000, st
 
 /** @internal one cached result, or a call in flight for its key. */
 export interface CacheEntry {
-  readonly key: unknown;
+  key: unknown;
   /** The promise callers get: the in-flight call, or the already-resolved stored result. */
   promise: Promise<unknown>;
   value: unknown;
@@ -59,23 +59,30 @@ export interface CacheEntry {
   fresh: boolean;
   /** When the value stops being fresh; `-Infinity` until a value is stored. */
   expires: number;
-  /** Set on a hit: an entry touched since the last eviction scan gets a second chance (CLOCK). */
-  touched: boolean;
   /** A call in flight for this key (first fill or refresh), shared by concurrent misses. */
   flight: Promise<unknown> | undefined;
+  /** The generation whose map holds the entry (see Cache); {@link DEAD} once it left the cache. */
+  gen: number;
   // Expiry list: fresh entries in order of expiry (one TTL, so store order).
   prev: CacheEntry | undefined;
   next: CacheEntry | undefined;
   linked: boolean;
-  // Age list: every entry, oldest first, for CLOCK eviction without iterating the Map (a Map used as
-  // delete-oldest-then-set leaves a hole per deletion that iteration walks over until it rehashes).
-  older: CacheEntry | undefined;
-  newer: CacheEntry | undefined;
 }
+
+/** The generation of an entry that was dropped or cleared. */
+const DEAD = -1;
 
 /**
  * A bounded, TTL cache of successful results with single flight: concurrent misses on one key share one
- * call. Eviction is CLOCK (second chance), an LRU approximation whose hits cost no allocation.
+ * call.
+ *
+ * Eviction is by generations (an LRU approximation, as in quick-lru): new entries go into the young
+ * map; when it holds half of `maxEntries`, it becomes the old map and the previous old map is dropped
+ * whole, except its calls still in flight, which move to the young map (single flight holds). A hit in
+ * the old map moves the entry to the young one. So a miss costs two `Map` reads and one `Map.set`,
+ * never a `Map.delete`: on a full cache, delete-then-set on one `Map` costs several times a bare call
+ * (its table fills with holes and is rebuilt), dropping a whole map costs one walk over it per
+ * generation. Entries used within the last generation are kept; at most `maxEntries` are held.
  *
  * Freshness is kept by one timer per cache, armed for the oldest fresh entry (one TTL means expiry
  * order is store order), so a hit reads no clock: on Node 20 `performance.now()` alone costs as much
@@ -95,8 +102,20 @@ export class Cache {
   readonly keyOf: ((...args: unknown[]) => unknown) | undefined;
   /** @internal */
   clock: Clock | undefined;
-  /** @internal */
-  readonly entries = new Map<unknown, CacheEntry>();
+  /** @internal the young generation: new and recently used entries. */
+  young = new Map<unknown, CacheEntry>();
+  /** @internal the old generation: dropped whole when the young one fills up. */
+  old = new Map<unknown, CacheEntry>();
+  /** The young map's generation number; the old map's is one less. */
+  private gen = 1;
+  /** Entries per generation; the young map turns old when it holds this many. */
+  private readonly generationSize: number;
+  /**
+   * Evicted entries that nothing refers to any more (no call in flight), reused by the next misses:
+   * a miss then allocates no entry. At most one generation's worth.
+   */
+  private readonly spare: CacheEntry[] = [];
+  private spareCount = 0;
   /** @internal */
   hits = 0;
   /** @internal */
@@ -111,8 +130,6 @@ export class Cache {
   private readonly health: StoreHealth | undefined;
   private head: CacheEntry | undefined = undefined;
   private tail: CacheEntry | undefined = undefined;
-  private oldest: CacheEntry | undefined = undefined;
-  private newest: CacheEntry | undefined = undefined;
   private timer: TimerHandle = undefined;
   private readonly onTimer = (): void => this.expire();
 
@@ -167,6 +184,8 @@ export class Cache {
     else if (serializer !== undefined && store === undefined)
       problems.raw(`\`${path}.serializer\` applies to a cache with a \`store\``);
     problems.throwIfAny(path === 'cache' ? 'Invalid cache options' : undefined);
+    // Two generations of half each (one of all with maxEntries 1: the old one stays empty).
+    this.generationSize = Math.max(1, Math.floor(this.maxEntries / 2));
     this.clock = isClock(o.clock) ? o.clock : undefined;
     this.name = typeof o.name === 'string' ? o.name : undefined;
     this.serializer = isSerializer(serializer) ? serializer : jsonSerializer;
@@ -250,29 +269,99 @@ export class Cache {
     this.clock ??= clock;
   }
 
-  /** @internal a new entry for a first miss, inserted (evicting with CLOCK when full). */
-  create(key: unknown, flight: Promise<unknown> | undefined): CacheEntry {
+  /**
+   * @internal the entry of `key`, or undefined. A hit in the old generation moves the entry to the
+   * young one: it was used, so it survives the next turn.
+   */
+  lookup(key: unknown): CacheEntry | undefined {
+    const entry = this.young.get(key);
+    if (entry !== undefined) return entry;
+    const old = this.old.get(key);
+    if (old === undefined) return undefined;
+    this.old.delete(key);
+    this.admit(old);
+    return old;
+  }
+
+  /** @internal a new entry for a key that has none (the caller just looked it up). */
+  insert(key: unknown, flight: Promise<unknown> | undefined): CacheEntry {
+    const n = this.spareCount;
+    if (n > 0) {
+      // Unlinked when it was evicted; the rest is reset here.
+      const spare = this.spare[n - 1]!;
+      this.spareCount = n - 1;
+      spare.key = key;
+      spare.promise = flight ?? UNSET;
+      spare.value = undefined;
+      spare.fresh = false;
+      spare.expires = -Infinity;
+      spare.flight = flight;
+      this.admit(spare);
+      return spare;
+    }
     const entry: CacheEntry = {
       key,
       promise: flight ?? UNSET,
       value: undefined,
       fresh: false,
       expires: -Infinity,
-      touched: false,
       flight,
+      gen: DEAD,
       prev: undefined,
       next: undefined,
       linked: false,
-      older: undefined,
-      newer: undefined,
     };
-    const entries = this.entries;
-    const old = entries.get(key);
-    if (old !== undefined) this.drop(old);
-    else if (entries.size >= this.maxEntries) this.evictOne();
-    entries.set(key, entry);
-    this.append(entry);
+    this.admit(entry);
     return entry;
+  }
+
+  /** @internal a new entry for `key`, replacing any entry it has. */
+  create(key: unknown, flight: Promise<unknown> | undefined): CacheEntry {
+    const existing = this.young.get(key) ?? this.old.get(key);
+    if (existing !== undefined) this.drop(existing);
+    return this.insert(key, flight);
+  }
+
+  /** True while `entry` is held by one of the two generations. */
+  private holds(entry: CacheEntry): boolean {
+    return entry.gen === this.gen || entry.gen === this.gen - 1;
+  }
+
+  /** Puts an entry into the young generation, turning it old first when it is full. */
+  private admit(entry: CacheEntry): void {
+    if (this.young.size >= this.generationSize) this.turn();
+    entry.gen = this.gen;
+    this.young.set(entry.key, entry);
+  }
+
+  /**
+   * The young generation turns old and the old one leaves: its entries are evicted, but for calls
+   * still in flight, which move to the new young generation (their callers share them) unless the
+   * cache has room for one generation only (`maxEntries: 1`).
+   */
+  private turn(): void {
+    const dying = this.generationSize * 2 > this.maxEntries ? this.young : this.old;
+    const survivor = dying === this.young ? new Map<unknown, CacheEntry>() : this.young;
+    this.gen++;
+    const young = new Map<unknown, CacheEntry>();
+    for (const entry of dying.values()) {
+      if (entry.flight !== undefined && dying !== this.young) {
+        entry.gen = this.gen;
+        young.set(entry.key, entry);
+      } else {
+        entry.gen = DEAD;
+        this.unlink(entry);
+        // No call in flight refers to it (a settled call cleared `flight`): reuse it.
+        if (entry.flight === undefined && this.spareCount < this.generationSize) {
+          entry.value = undefined;
+          entry.promise = UNSET;
+          this.spare[this.spareCount++] = entry;
+        }
+      }
+    }
+    // The survivor's entries carry the previous number, which is now the old generation's.
+    this.old = survivor;
+    this.young = young;
   }
 
   /** @internal stores a fresh result (a miss succeeded). */
@@ -283,7 +372,7 @@ export class Cache {
     entry.flight = undefined;
     entry.expires = now + this.ttl;
     entry.fresh = true;
-    if (this.entries.get(entry.key) !== entry) return; // evicted or cleared meanwhile: not kept
+    if (!this.holds(entry)) return; // evicted or cleared meanwhile: not kept
     if (this.ttl === Infinity) return;
     this.unlink(entry);
     entry.prev = this.tail;
@@ -294,34 +383,13 @@ export class Cache {
     if (this.timer === undefined) this.arm(entry.expires, now);
   }
 
-  /** @internal forgets an entry (its call failed with nothing to fall back on, or it is evicted). */
+  /** @internal forgets an entry (its call failed with nothing to fall back on, or it expired). */
   drop(entry: CacheEntry): void {
-    if (this.entries.get(entry.key) !== entry) return;
-    this.entries.delete(entry.key);
+    if (entry.gen === this.gen) this.young.delete(entry.key);
+    else if (entry.gen === this.gen - 1) this.old.delete(entry.key);
+    else return;
+    entry.gen = DEAD;
     this.unlink(entry);
-    this.detach(entry);
-  }
-
-  /** Appends to the age list as the newest entry. */
-  private append(entry: CacheEntry): void {
-    entry.older = this.newest;
-    entry.newer = undefined;
-    if (this.newest === undefined) this.oldest = entry;
-    else this.newest.newer = entry;
-    this.newest = entry;
-  }
-
-  /** Removes from the age list. */
-  private detach(entry: CacheEntry): void {
-    const { older, newer } = entry;
-    if (older === undefined) {
-      if (this.oldest === entry) this.oldest = newer;
-    } else older.newer = newer;
-    if (newer === undefined) {
-      if (this.newest === entry) this.newest = older;
-    } else newer.older = older;
-    entry.older = undefined;
-    entry.newer = undefined;
   }
 
   private arm(at: number, now: number): void {
@@ -359,22 +427,6 @@ export class Cache {
     }
   }
 
-  private evictOne(): void {
-    // CLOCK over the age list, oldest first: an entry touched since the last pass gets a second chance
-    // (moved to the newest end); an entry with a call in flight is kept while others can go (its
-    // callers still wait on it). Each step is O(1); a pass ends within two rounds of the list.
-    let limit = this.entries.size * 2;
-    for (let entry = this.oldest; entry !== undefined && limit > 0; entry = this.oldest, limit--) {
-      if (entry.flight === undefined && !entry.touched) return this.drop(entry);
-      entry.touched = false;
-      if (entry === this.newest) break;
-      this.detach(entry);
-      this.append(entry);
-    }
-    // Everything is in flight: evict the oldest anyway, its callers keep their promise.
-    if (this.oldest !== undefined) this.drop(this.oldest);
-  }
-
   /** Drops one key, or everything. */
   clear(...key: [unknown?]): void {
     const shared = this.shared;
@@ -385,22 +437,24 @@ export class Cache {
       else void guarded(health, () => shared.delete(this.storeKey(key[0])));
     }
     if (key.length === 0) {
-      for (const entry of this.entries.values()) {
-        this.unlink(entry);
-        entry.older = entry.newer = undefined;
+      this.spare.length = this.spareCount = 0;
+      for (const map of [this.young, this.old]) {
+        for (const entry of map.values()) {
+          entry.gen = DEAD;
+          this.unlink(entry);
+        }
+        map.clear();
       }
-      this.entries.clear();
-      this.oldest = this.newest = undefined;
       return;
     }
-    const entry = this.entries.get(key[0]);
+    const entry = this.young.get(key[0]) ?? this.old.get(key[0]);
     if (entry !== undefined) this.drop(entry);
   }
 
   stats(): { size: number; hits: number; misses: number; staleServed: number; hitRate: number } {
     const total = this.hits + this.misses;
     return {
-      size: this.entries.size,
+      size: this.young.size + this.old.size,
       hits: this.hits,
       misses: this.misses,
       staleServed: this.staleServed,

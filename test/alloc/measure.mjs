@@ -26,6 +26,20 @@ const cases = {
   cacheHit: { cache: true },
 };
 
+/** Cases called with a new key each time: every call misses (and, once full, evicts). */
+const keyedCases = {
+  cacheMiss: { cache: true },
+  allSeven: {
+    retry: true,
+    circuitBreaker: {},
+    rateLimiter: never,
+    bulkhead: 1_000,
+    fallback: 0,
+    timeout: 60_000,
+    cache: true,
+  },
+};
+
 const batch = 10_000;
 const reps = 12;
 const out = { async: {}, sync: {} };
@@ -33,6 +47,14 @@ out.async.bare = (await measureBytesPerCall(() => target(), { batch, reps })).by
 for (const [name, options] of Object.entries(cases)) {
   const wrapped = resilient(target, options);
   out.async[name] = (await measureBytesPerCall(() => wrapped(), { batch, reps })).bytesPerCall;
+}
+for (const [name, options] of Object.entries(keyedCases)) {
+  const wrapped = resilient(target, options);
+  let key = 0;
+  // Warm-up of several cache generations, so that evicted entries are being reused.
+  out.async[name] = (
+    await measureBytesPerCall(() => wrapped(key++), { batch, reps, warmup: 3 * batch })
+  ).bytesPerCall;
 }
 
 const syncCases = {

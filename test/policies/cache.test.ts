@@ -348,16 +348,67 @@ describe('cache: maxEntries and eviction', () => {
     expect(await settle('a')).toBe('a#4');
   });
 
-  it('CLOCK: an entry hit since the last scan gets a second chance', async () => {
+  it('an entry used since the cache last turned over is kept; an unused one goes', async () => {
     const { settle, fn } = setup({ maxEntries: 2 });
     await settle('a');
     await settle('b');
-    await settle('a'); // touch a
+    await settle('a'); // use a
     await settle('c'); // evicts b, not a
     fn.mockClear();
     expect(await settle('a')).toBe('a#1');
     expect(fn).not.toHaveBeenCalled();
     expect(await settle('b')).toBe('b#4');
+  });
+
+  it('never holds more than maxEntries under churn, and keeps a key in steady use', async () => {
+    const { settle, fn, call } = setup({ maxEntries: 10 });
+    expect(await settle('hot')).toBe('hot#1');
+    for (let i = 0; i < 200; i++) {
+      expect(await settle(`k${i}`)).toMatch(new RegExp(`^k${i}#`));
+      expect(call.stats().cache?.size).toBeLessThanOrEqual(10);
+      if (i % 3 === 0) expect(await settle('hot')).toBe('hot#1');
+    }
+    // 200 misses and one first call: the hot key was never called again.
+    expect(fn).toHaveBeenCalledTimes(201);
+  });
+
+  it('an evicted entry reused for another key never mixes their results', async () => {
+    const { settle } = setup({ maxEntries: 4 });
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 12; i++) {
+        const value = await settle(`k${i}`);
+        expect(value).toMatch(new RegExp(`^k${i}#`));
+        // A hit right after returns the same key's value.
+        expect(await settle(`k${i}`)).toBe(value);
+      }
+    }
+  });
+
+  it('a call in flight when its generation is evicted keeps single flight and is stored', async () => {
+    const clock = new ManualClock();
+    const pending = new Map<string, (v: string) => void>();
+    const fn = vi.fn(
+      (key: string) =>
+        new Promise<string>((resolve) => {
+          pending.set(key, resolve);
+        }),
+    );
+    const call = resilient(fn, { clock, cache: { maxEntries: 2 } });
+    const slow = call('slow');
+    for (const key of ['a', 'b', 'c', 'd', 'e']) {
+      const p = call(key);
+      pending.get(key)!(key.toUpperCase());
+      await p;
+    }
+    // 'slow' has outlived two generations; a second caller still joins its call.
+    const joined = call('slow');
+    expect(fn.mock.calls.filter(([k]) => k === 'slow')).toHaveLength(1);
+    pending.get('slow')!('SLOW');
+    expect(await slow).toBe('SLOW');
+    expect(await joined).toBe('SLOW');
+    expect(await call('slow')).toBe('SLOW');
+    expect(fn.mock.calls.filter(([k]) => k === 'slow')).toHaveLength(1);
+    expect(call.stats().cache?.size).toBeLessThanOrEqual(2);
   });
 
   it('when every entry is in flight, the oldest is evicted but its callers still get their result', async () => {
@@ -382,6 +433,85 @@ describe('cache: maxEntries and eviction', () => {
     expect(call.stats().cache?.size).toBe(1);
     expect(await call('b')).toBe('B'); // b was kept, a was not
     expect(fn).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe('cache: a miss through the other stages', () => {
+  it('a miss whose first attempt fails is filled by the retry that succeeds', async () => {
+    const clock = new ManualClock();
+    const fn = vi
+      .fn<(id: string) => Promise<string>>()
+      .mockRejectedValueOnce(boom)
+      .mockResolvedValue('retried');
+    const call = resilient(fn, {
+      clock,
+      cache: true,
+      retry: { maxAttempts: 2, backoff: () => 0 },
+    });
+    expect(await call('a')).toBe('retried');
+    expect(await call('a')).toBe('retried');
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it('a result judged by retryOnResult is stored only once accepted', async () => {
+    const clock = new ManualClock();
+    const fn = vi
+      .fn<(id: string) => Promise<string>>()
+      .mockResolvedValueOnce('not yet')
+      .mockResolvedValue('done');
+    const call = resilient(fn, {
+      clock,
+      cache: true,
+      retry: { maxAttempts: 2, backoff: () => 0, retryOnResult: (r) => r === 'not yet' },
+    });
+    expect(await call('a')).toBe('done');
+    expect(await call('a')).toBe('done');
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it('a miss that times out is not stored; the fallback answers, and concurrent callers share it', async () => {
+    const clock = new ManualClock();
+    const fn = vi.fn<(id: string) => Promise<string>>(() => new Promise(() => undefined));
+    const call = resilient(fn, { clock, cache: true, timeout: 100, fallback: 'fallback' });
+    const first = call('a');
+    const second = call('a'); // joins the call in flight
+    await clock.advance(100);
+    expect(await first).toBe('fallback');
+    expect(await second).toBe('fallback');
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(call.stats().cache?.size).toBe(0);
+  });
+
+  it('a miss that times out without a fallback rejects every caller and is not stored', async () => {
+    const clock = new ManualClock();
+    const fn = vi
+      .fn<(id: string) => Promise<string>>()
+      .mockImplementationOnce(() => new Promise(() => undefined))
+      .mockResolvedValue('later');
+    const call = resilient(fn, { clock, cache: true, timeout: 100 });
+    const first = call('a').catch((error: unknown) => error);
+    await clock.advance(100);
+    expect(await first).toMatchObject({ name: 'TimeoutError' });
+    expect(await call('a')).toBe('later');
+  });
+
+  it('a failed refresh behind a timeout and retries still serves the stale value', async () => {
+    const clock = new ManualClock();
+    const fn = vi
+      .fn<(id: string) => Promise<string>>()
+      .mockResolvedValueOnce('fresh')
+      .mockRejectedValue(boom);
+    const call = resilient(fn, {
+      clock,
+      cache: { ttl: 100, staleIfError: 1_000 },
+      timeout: 50,
+      retry: { maxAttempts: 2, backoff: () => 0 },
+      fallback: 'fallback',
+    });
+    expect(await call('a')).toBe('fresh');
+    await clock.advance(150);
+    expect(await call('a')).toBe('fresh');
+    expect(fn).toHaveBeenCalledTimes(3);
   });
 });
 
