@@ -54,6 +54,11 @@ export class Flow {
     this.deadline = start + total;
   }
 
+  /** Whether a caller's signal can abort this call (or already did). */
+  get abortable(): boolean {
+    return this.signals.length > 0 || this.aborted;
+  }
+
   /** Listens to the caller's signals for the whole call; {@link Flow.dispose} removes the listeners. */
   watch(signal: AbortSignal | undefined): void {
     if (signal === undefined) return;
@@ -247,7 +252,8 @@ export abstract class SlowPath extends Stages {
     if (breaker !== undefined) {
       permit = breaker.tryEnter(now);
       if (permit === ASK_STORE) {
-        permit = await breaker.enterShared();
+        const asked = breaker.enterShared();
+        permit = await this.storeWait(flow, asked, (late) => breaker.release(late));
         now = this.clock.now();
       }
       if (permit < 0) throw this.rejection('circuitOpen', breaker.retryAfter(now));
@@ -260,7 +266,7 @@ export abstract class SlowPath extends Stages {
         const wait =
           limiter.shared === undefined
             ? limiter.reserve(now, maxWait)
-            : await limiter.reserveShared(now, Math.max(0, maxWait));
+            : await this.storeWait(flow, limiter.reserveShared(now, Math.max(0, maxWait)));
         if (wait < 0) throw this.rejection('rateLimited', limiter.retryAfter(now));
         if (limiter.shared !== undefined) now = this.clock.now();
         if (wait > 0) {
@@ -369,6 +375,40 @@ export abstract class SlowPath extends Stages {
           reject(error);
         },
       );
+    });
+  }
+
+  /**
+   * Waits for a store's answer (Redis), or rejects at once with the caller's abort reason. An answer
+   * that lands after the abort goes to `abandoned` (a breaker permit is handed back); the policy has
+   * recorded the store's health either way.
+   */
+  private storeWait<T>(flow: Flow, answer: Promise<T>, abandoned?: (late: T) => void): Promise<T> {
+    if (!flow.abortable) return answer;
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      answer.then(
+        (value) => {
+          if (done) {
+            abandoned?.(value);
+            return;
+          }
+          done = true;
+          flow.onAbort = undefined;
+          resolve(value);
+        },
+        (error: unknown) => {
+          if (done) return;
+          done = true;
+          flow.onAbort = undefined;
+          reject(error);
+        },
+      );
+      flow.whenAborted((reason) => {
+        if (done) return;
+        done = true;
+        reject(reason);
+      });
     });
   }
 

@@ -325,6 +325,25 @@ describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
       expect(stalled.ok + stalled.limited).toBe(20);
     });
 
+    it("a caller's abort is honoured while the call waits on Redis (paused: DEBUG SLEEP)", async () => {
+      const patient = redisStore(client, { commandTimeout: 5_000 });
+      const policy = resilient({ rateLimiter: { name: name(), limit: 100, store: patient } });
+      await policy.execute(async () => 1); // the script is loaded
+      const other = await connect(server.port);
+      let slept = false;
+      const sleeping = other.call('DEBUG', 'SLEEP', '1').then(() => (slept = true));
+      await sleep(20);
+      const controller = new AbortController();
+      const reason = new Error('caller gave up');
+      const call = policy.execute(async () => 'ran', { signal: controller.signal });
+      setTimeout(() => controller.abort(reason), 10);
+      // Rejected with the caller's reason while Redis still sleeps (not when it answers).
+      await expect(call).rejects.toBe(reason);
+      expect(slept).toBe(false);
+      await sleeping;
+      other.disconnect();
+    });
+
     it('a slow Redis (DEBUG SLEEP) costs a call at most the command timeout', async () => {
       const limiter = rateLimiter({ name: name(), limit: 100, store });
       const fn = resilient(async () => 1, { rateLimiter: limiter });
