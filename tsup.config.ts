@@ -3,7 +3,7 @@ import { defineConfig } from 'tsup';
 export default defineConfig({
   // Each subpath entry has a matching entry in package.json "exports"; its peer dependency stays
   // external (tsup leaves peerDependencies out of the bundle).
-  entry: ['src/index.ts', 'src/otel/index.ts', 'src/redis/index.ts'],
+  entry: ['src/index.ts', 'src/otel/index.ts', 'src/redis/index.ts', 'src/testing/index.ts'],
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -11,7 +11,7 @@ export const MAX_TIMER_DELAY = 2_147_483_647;
 /**
  * The source of time for every policy. Monotonic milliseconds.
  *
- * Inject your own (see `ManualClock` in the docs) to test policies in virtual time.
+ * Inject your own, or `manualClock()` from `bulwark/testing`, to test policies in virtual time.
  *
  * @example
  * const clock: Clock = { now: () => t, setTimer: (cb, ms) => ..., clearTimer: (h) => ... };
