@@ -3,6 +3,7 @@ import type { AttemptContext } from './core/attempt.js';
 import { TimeoutError } from './errors.js';
 import type { Listener, ResilienceEvent, Unsubscribe } from './events.js';
 import { OPTION_KEYS, type ResilientOptions } from './options.js';
+import { CircuitBreaker } from './policies/circuit-breaker.js';
 import type { RetryOptions } from './policies/retry.js';
 import {
   resilient,
@@ -43,8 +44,11 @@ export interface ResilientFetchOptions extends Omit<
    */
   methods?: readonly string[];
   /**
-   * The longest `Retry-After` (ms) honoured. A response asking for a longer wait is not retried: it is
-   * the call's result. The default value is `60_000`.
+   * The longest `Retry-After` (ms) honoured, by the retry and by the circuit breaker alike: a response
+   * asking for a longer wait is not retried (it is the call's result), and a circuit it opens stays
+   * open this long at most. It is the default of `retry.maxRetryAfter` and of
+   * `circuitBreaker.maxRetryAfter` (a shared `circuitBreaker()` keeps its own). The default value is
+   * `60_000`.
    */
   maxRetryAfter?: number;
   /**
@@ -226,6 +230,7 @@ export function resilientFetch(options: ResilientFetchOptions = {}): ResilientFe
       typeof userRetryOn === 'function' ? userRetryOn : fetchRetryOn;
     const userRetryOnResult = given.retryOnResult;
     retryOption = {
+      maxRetryAfter,
       ...given,
       // A non-function is handed on as is, so that resilient() names it.
       retryOn:
@@ -241,6 +246,11 @@ export function resilientFetch(options: ResilientFetchOptions = {}): ResilientFe
   }
 
   const core: Record<string, unknown> = { ...o, retry: retryOption };
+  // The same cap on the breaker's hint, unless the options set their own (a shared breaker keeps its).
+  const breaker = o.circuitBreaker;
+  if (breaker === true) core.circuitBreaker = { maxRetryAfter };
+  else if (typeof breaker === 'object' && breaker !== null && !(breaker instanceof CircuitBreaker))
+    core.circuitBreaker = { maxRetryAfter, ...breaker };
   for (const key of ['retryOnStatus', 'methods', 'maxRetryAfter', 'throwOnStatus', 'fetch'])
     delete core[key];
   if (userFallback !== undefined) {
@@ -325,7 +335,8 @@ export function resilientFetch(options: ResilientFetchOptions = {}): ResilientFe
           }
           const hint = parseRetryAfter(response.headers.get('retry-after'));
           const error = new ResponseStatusError(response, hint);
-          if (!repeatable || (hint !== undefined && hint > maxRetryAfter)) markFinal(error);
+          // A hint above `maxRetryAfter` is the retry stage's to refuse (its `maxRetryAfter`).
+          if (!repeatable) markFinal(error);
           throw error;
         },
         (error: unknown) => {

@@ -417,6 +417,94 @@ describe('resilientFetch: Retry-After', () => {
     expect(server.received).toHaveLength(1);
   });
 
+  // issue 10 item 10: maxRetryAfter bounds the breaker's hint as well as the retry's.
+  it.each([
+    ['circuitBreaker: options', { consecutiveFailures: 1, halfOpenAfter: 1_000 }],
+    ['circuitBreaker: true', true],
+  ] as const)(
+    'a Retry-After of 31 years opens the circuit for maxRetryAfter at most (%s)',
+    async (_label, circuitBreaker) => {
+      server.answer({ status: 503, headers: { 'retry-after': '999999999' } });
+      const clock = new ManualClock();
+      const http = resilientFetch({ retry: { maxAttempts: 3 }, circuitBreaker, clock });
+      const events: ResilienceEvent[] = [];
+      http.on((event) => events.push(event));
+      if (circuitBreaker === true) {
+        // The defaults need 20 failures in 100 calls: open it with that many 503s.
+        server.answer(
+          ...Array.from({ length: 19 }, () => ({
+            status: 503,
+            headers: { 'retry-after': '999999999' },
+          })),
+        );
+        for (let i = 0; i < 19; i++) await http(server.url);
+      }
+      const response = await http(server.url);
+      expect(response.status).toBe(503);
+      expect(events.find((e) => e.type === 'retryAbandoned')).toMatchObject({
+        delay: 999_999_999_000,
+        remaining: 60_000,
+      });
+      expect(events.find((e) => e.type === 'circuitOpened')).toMatchObject({ retryAfter: 60_000 });
+      expect(http.stats().circuitBreaker).toMatchObject({ state: 'open', retryAfter: 60_000 });
+      expect(http.describe().stages.find((s) => s.stage === 'retry')?.maxRetryAfter).toBe(60_000);
+    },
+  );
+
+  it('a custom maxRetryAfter bounds both; a stage option of its own wins', async () => {
+    server.answer(
+      { status: 503, headers: { 'retry-after': '20' } },
+      { status: 503, headers: { 'retry-after': '20' } },
+      { status: 200 },
+    );
+    const clock = new ManualClock();
+    const http = resilientFetch({
+      maxRetryAfter: 10_000,
+      retry: { maxAttempts: 2 },
+      circuitBreaker: { consecutiveFailures: 1, halfOpenAfter: 1_000 },
+      clock,
+    });
+    expect((await http(server.url)).status).toBe(503);
+    expect(server.received).toHaveLength(1); // 20 s > 10 s: not waited for
+    expect(http.stats().circuitBreaker).toMatchObject({ state: 'open', retryAfter: 10_000 });
+    const own = resilientFetch({
+      maxRetryAfter: 10_000,
+      retry: { maxAttempts: 2, maxRetryAfter: 30_000 },
+      circuitBreaker: { consecutiveFailures: 2, maxRetryAfter: 2_000 },
+      clock,
+    });
+    const response = own(server.url);
+    expect(await next(own, 'retryScheduled')).toMatchObject({ delay: 20_000 });
+    expect(own.describe().stages.find((s) => s.stage === 'circuitBreaker')).toMatchObject({
+      maxRetryAfter: 2_000,
+    });
+    await clock.advance(20_000);
+    expect((await response).status).toBe(200);
+  });
+
+  it('a Retry-After date in the past retries at once', async () => {
+    const past = new Date(Date.now() - 60_000).toUTCString();
+    server.answer({ status: 503, headers: { 'retry-after': past } }, { status: 200 });
+    const clock = new ManualClock();
+    const http = resilientFetch({ retry: { maxAttempts: 2, backoff: () => 5_000 }, clock });
+    const response = http(server.url);
+    expect(await next(http, 'retryScheduled')).toMatchObject({ delay: 0 });
+    expect((await response).status).toBe(200);
+  });
+
+  it.each([['-5'], ['NaN'], ['1e3'], ['soon']])(
+    'a malformed Retry-After (%j) is ignored: the backoff applies',
+    async (header) => {
+      server.answer({ status: 503, headers: { 'retry-after': header } }, { status: 200 });
+      const clock = new ManualClock();
+      const http = resilientFetch({ retry: { maxAttempts: 2, backoff: () => 250 }, clock });
+      const response = http(server.url);
+      expect(await next(http, 'retryScheduled')).toMatchObject({ delay: 250 });
+      await clock.advance(250);
+      expect((await response).status).toBe(200);
+    },
+  );
+
   it('gives up when the total deadline cannot hold the Retry-After wait, returning the response', async () => {
     server.answer({ status: 503, headers: { 'retry-after': '5' }, body: 'busy' }, { status: 200 });
     const http = resilientFetch({

@@ -159,7 +159,7 @@ describe('options validation: one TypeError at wrap time', () => {
       'Invalid bulwark options:\n  - Unknown option `xyzzy`; known options: retry, timeout, fallback, circuitBreaker, rateLimiter, bulkhead, cache, signal, clock, random, stackTraces, name',
     );
     expect(problems({ retry: { zzz: 1 } })).toBe(
-      'Invalid bulwark options:\n  - Unknown option `retry.zzz`; known options: maxAttempts, backoff, retryOn, retryOnResult, budget',
+      'Invalid bulwark options:\n  - Unknown option `retry.zzz`; known options: maxAttempts, backoff, retryOn, retryOnResult, budget, maxRetryAfter',
     );
   });
 
@@ -327,7 +327,7 @@ describe('options: what is accepted', () => {
 describe('error messages for the commonest mistakes', () => {
   const known =
     'known options: retry, timeout, fallback, circuitBreaker, rateLimiter, bulkhead, cache, signal, clock, random, stackTraces, name';
-  const retryKnown = 'known options: maxAttempts, backoff, retryOn, retryOnResult, budget';
+  const retryKnown = 'known options: maxAttempts, backoff, retryOn, retryOnResult, budget, maxRetryAfter';
   const counts = '`maxAttempts` counts all calls, the first included';
 
   it.each<[string, unknown, string]>([

@@ -540,6 +540,7 @@ describe('describe()', () => {
       retryOn: 'default',
       retryOnResult: 'none',
       budget: 'none',
+      maxRetryAfter: 300_000,
     });
   });
 
@@ -606,6 +607,7 @@ describe('describe()', () => {
           retryOn: 'custom',
           retryOnResult: 'custom',
           budget: { ratio: 0.1, minPerSecond: 1, window: 5_000 },
+          maxRetryAfter: 300_000,
         },
         { stage: 'circuitBreaker', enabled: false },
         { stage: 'rateLimiter', enabled: false },

@@ -215,12 +215,21 @@ export abstract class SlowPath extends Stages {
       judged = false;
       const error = pending === ERROR ? value : undefined;
       const now = this.clock.now();
+      const hinted = pending === ERROR ? retryAfterOf(value) : undefined;
+      // A hint is external input (a server's Retry-After): above the cap it is not waited for, and
+      // the call fails with that error before it costs the budget anything.
+      if (hinted !== undefined && hinted > retry!.maxRetryAfter) {
+        if (this.listening()) {
+          const remaining = retry!.maxRetryAfter;
+          this.emit({ type: 'retryAbandoned', attempt, delay: hinted, remaining, error });
+        }
+        throw value;
+      }
       if (retry?.budget !== undefined && !retry.budget.tryRetry(now)) {
         if (this.listening()) this.emit({ type: 'retryBudgetExhausted', attempt, error });
         if (pending === RESULT) return value;
         throw value;
       }
-      const hinted = pending === ERROR ? retryAfterOf(value) : undefined;
       delay = hinted ?? retry!.backoff(attempt, delay, this.random);
       // NaN or a negative delay retries at once; Infinity means never, so the retry is abandoned below.
       if (!(delay >= 0)) delay = 0;
@@ -465,8 +474,9 @@ export abstract class SlowPath extends Stages {
   }
 }
 
+/** An error's `retryAfter` hint in ms; `undefined` when absent, negative or NaN (then the backoff applies). */
 function retryAfterOf(error: unknown): number | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
   const hint = (error as { retryAfter?: unknown }).retryAfter;
-  return typeof hint === 'number' && hint >= 0 && hint !== Infinity ? hint : undefined;
+  return typeof hint === 'number' && hint >= 0 ? hint : undefined;
 }

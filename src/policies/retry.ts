@@ -28,10 +28,17 @@ export interface RetryOptions {
   retryOnResult?: (result: unknown, attempt: number) => boolean;
   /** A shared {@link RetryBudget} that stops retry storms. The default value is none. */
   budget?: RetryBudget;
+  /**
+   * The longest `retryAfter` hint (ms) waited for. An error asking for a longer wait (`Infinity` too)
+   * is not retried: the call fails with that error, as it would after its last attempt. A negative or
+   * NaN hint is ignored (the backoff applies). The default value is `300_000` (5 minutes).
+   */
+  maxRetryAfter?: number;
 }
 
 export const RETRY_DEFAULTS = Object.freeze({
   maxAttempts: 3,
+  maxRetryAfter: 300_000,
   backoff: backoffs.exponential(),
   retryOn: (error: unknown): boolean => !isLocalRejection(error),
 });
@@ -42,9 +49,17 @@ export interface ResolvedRetry {
   readonly retryOn: (error: unknown, attempt: number) => boolean;
   readonly retryOnResult: ((result: unknown, attempt: number) => boolean) | undefined;
   readonly budget: RetryBudget | undefined;
+  readonly maxRetryAfter: number;
 }
 
-const RETRY_KEYS = ['maxAttempts', 'backoff', 'retryOn', 'retryOnResult', 'budget'] as const;
+const RETRY_KEYS = [
+  'maxAttempts',
+  'backoff',
+  'retryOn',
+  'retryOnResult',
+  'budget',
+  'maxRetryAfter',
+] as const;
 
 export function resolveRetry(value: unknown, problems: Problems): ResolvedRetry | undefined {
   if (value === undefined || value === false) return undefined;
@@ -75,6 +90,12 @@ export function resolveRetry(value: unknown, problems: Problems): ResolvedRetry 
     retryOn: problems.func('retry.retryOn', o.retryOn, RETRY_DEFAULTS.retryOn),
     retryOnResult: problems.func('retry.retryOnResult', o.retryOnResult, undefined),
     budget: budget instanceof RetryBudget ? budget : undefined,
+    maxRetryAfter: problems.number(
+      'retry.maxRetryAfter',
+      o.maxRetryAfter,
+      RETRY_DEFAULTS.maxRetryAfter,
+      { min: 0, infinity: true },
+    ),
   };
 }
 
@@ -87,6 +108,7 @@ export function describeRetry(r: ResolvedRetry): Record<string, unknown> {
     retryOn: r.retryOn === RETRY_DEFAULTS.retryOn ? 'default' : 'custom',
     retryOnResult: r.retryOnResult === undefined ? 'none' : 'custom',
     budget: r.budget?.describe() ?? 'none',
+    maxRetryAfter: r.maxRetryAfter,
   };
 }
 

@@ -455,10 +455,77 @@ describe('retry: delays', () => {
     expect(call.value).toBe('ok');
   });
 
+  // issue 10 item 10: a hint is external input, bounded by `retry.maxRetryAfter` (default 5 minutes).
+  it.each([
+    ['huge (Retry-After: 999999999)', 999_999_999_000],
+    ['Infinity', Infinity],
+    ['just over 5 minutes', 300_001],
+  ])(
+    'a retryAfter above maxRetryAfter (5 min by default) that is %s is not waited for: the call fails with that error',
+    async (_label, retryAfter) => {
+      const clock = new ManualClock();
+      const error = Object.assign(new Error('503'), { retryAfter });
+      const fn = vi.fn().mockRejectedValueOnce(error).mockResolvedValueOnce('ok');
+      const budget = retryBudget({ ratio: 0, minPerSecond: 1, clock });
+      const wrapped = resilient(fn, { retry: { maxAttempts: 5, budget }, clock });
+      const events: ResilienceEvent[] = [];
+      wrapped.on((e) => events.push(e));
+      await expect(wrapped()).rejects.toBe(error);
+      expect(fn).toHaveBeenCalledTimes(1);
+      expect(events).toEqual([
+        { type: 'retryAbandoned', attempt: 1, delay: retryAfter, remaining: 300_000, error },
+      ]);
+      expect(clock.pending()).toBe(0);
+      // The abandoned retry cost the budget nothing: the next failure may still retry.
+      const other = vi.fn().mockRejectedValueOnce(new Error('x')).mockResolvedValueOnce('ok');
+      const call = track(
+        resilient(other, { retry: { budget, backoff: backoff.constant(0) }, clock })(),
+      );
+      await drain(clock);
+      expect(call.value).toBe('ok');
+    },
+  );
+
+  it('waits for a hint of exactly maxRetryAfter, and honours a custom maxRetryAfter', async () => {
+    const clock = new ManualClock();
+    const at = (retryAfter: number) => Object.assign(new Error('503'), { retryAfter });
+    const fn = vi.fn().mockRejectedValueOnce(at(1_000)).mockResolvedValueOnce('ok');
+    const wrapped = resilient(fn, { retry: { maxRetryAfter: 1_000 }, clock });
+    const call = track(wrapped());
+    await clock.advance(999);
+    expect(fn).toHaveBeenCalledTimes(1);
+    await clock.advance(1);
+    expect(call.value).toBe('ok');
+    const over = at(1_001);
+    const refused = vi.fn().mockRejectedValueOnce(over).mockResolvedValueOnce('ok');
+    await expect(resilient(refused, { retry: { maxRetryAfter: 1_000 }, clock })()).rejects.toBe(
+      over,
+    );
+    expect(wrapped.describe().stages.find((s) => s.stage === 'retry')?.maxRetryAfter).toBe(1_000);
+  });
+
+  it('a retryAfter of 0 (a Retry-After date in the past) retries at once', async () => {
+    const clock = new ManualClock();
+    const error = Object.assign(new Error('503'), { retryAfter: 0 });
+    const fn = vi.fn().mockRejectedValueOnce(error).mockResolvedValueOnce('ok');
+    const call = track(resilient(fn, { retry: { backoff: backoff.constant(1_000) }, clock })());
+    await clock.advance(0);
+    expect(call.value).toBe('ok');
+  });
+
+  it.each([
+    ['maxRetryAfter -1', -1, /`retry.maxRetryAfter` to be a number >= 0/],
+    ['maxRetryAfter NaN', NaN, /`retry.maxRetryAfter`/],
+    ['maxRetryAfter a string', '1m', /`retry.maxRetryAfter`/],
+  ])('%s fails at wrap time', (_label, maxRetryAfter, message) => {
+    expect(() => resilient(() => 1, { retry: { maxRetryAfter: maxRetryAfter as number } })).toThrow(
+      message,
+    );
+  });
+
   it.each([
     ['negative', -1],
     ['NaN', NaN],
-    ['Infinity', Infinity],
     ['a string', '100'],
   ])('a retryAfter that is %s is ignored: the backoff applies', async (_label, retryAfter) => {
     const clock = new ManualClock();
