@@ -427,14 +427,18 @@ export class Cache {
     }
   }
 
-  /** Drops one key, or everything. */
+  /** Drops one key, or everything. With a store, a key it cannot hold is a `TypeError` (thrown here). */
   clear(...key: [unknown?]): void {
     const shared = this.shared;
     if (shared !== undefined) {
       // Fleet-wide, asynchronously; local entries only carry calls in flight.
       const health = this.health!;
       if (key.length === 0) void guarded(health, () => shared.clear());
-      else void guarded(health, () => shared.delete(this.storeKey(key[0])));
+      else {
+        // A key the store cannot hold is the caller's mistake, not a store failure: it throws here.
+        const storeKey = this.storeKey(key[0]);
+        void guarded(health, () => shared.delete(storeKey));
+      }
     }
     if (key.length === 0) {
       this.spare.length = this.spareCount = 0;

@@ -154,6 +154,22 @@ describe.skipIf(noRedis)('cache with a Redis store', () => {
     await until(async () => (await client.keys(`bulwark:cache:{${shared}}:*`)).length === 0);
   });
 
+  it('clear(badKey) throws the TypeError to the caller; the store stays available', async () => {
+    const users = cache({ name: name(), store });
+    const events: string[] = [];
+    users.on((e) => events.push(e.type));
+    const fn = resilient(async (id: string) => id, { cache: users });
+    await fn('a');
+    expect(() => users.clear(Symbol('bad'))).toThrow(TypeError);
+    expect(() => users.clear({ id: 1 })).toThrow(/needs a string, number/);
+    await sleep(20);
+    expect(events).not.toContain('storeUnavailable');
+    // Still shared: the value stored before is a hit.
+    await sleep(20);
+    expect(await fn('a')).toBe('a');
+    expect(users.stats()).toMatchObject({ hits: 1, misses: 1 });
+  });
+
   it('while Redis is down every call runs fn (no cache), events fire, sharing resumes', async () => {
     const local = await RedisServer.start();
     const c = await connect(local.port);
