@@ -71,6 +71,8 @@ export type {
   Serializer,
   SharedCache,
   SharedCacheEntry,
+  SharedCacheLock,
+  SharedCacheRead,
   SharedCircuit,
   SharedRateLimiter,
   Store,

@@ -101,11 +101,47 @@ export interface SharedCacheEntry {
   readonly remaining: number;
 }
 
-/** A cache's shared entries. Keys and values arrive encoded as strings. */
+/** A key's computation lock: taken by a process that computes the key for the whole fleet. */
+export interface SharedCacheLock {
+  /** How long the lock lasts, in ms, if its holder never releases it (it died, or hangs). */
+  readonly ms: number;
+  /** The holder's token: only the holder releases the lock. */
+  readonly token: string;
+  /** An entry with at most this many ms left is stale: the lock is taken to refresh it. */
+  readonly staleFor: number;
+}
+
+/** What {@link SharedCache.get} read. */
+export interface SharedCacheRead {
+  /** The stored value, if there is one that has not expired. */
+  readonly entry: SharedCacheEntry | undefined;
+  /**
+   * With a lock asked for and no fresh entry: 0 when this caller now holds the key's lock, otherwise
+   * the ms another holder's lock has left. `-1` when no lock was asked for.
+   */
+  readonly lock: number;
+}
+
+/**
+ * A cache's shared entries. Keys and values arrive encoded as strings. A store keeps at most
+ * `maxEntries` values per cache (the soonest to expire go first), whatever keys callers choose.
+ */
 export interface SharedCache {
-  get(key: string): Promise<SharedCacheEntry | undefined>;
-  /** Stores `data`, dropped after `keepFor` ms (`Infinity`: never). */
-  set(key: string, data: string, keepFor: number): Promise<void>;
+  /** Reads an entry; with `lock` and no fresh entry, also tries to take the key's lock. */
+  get(key: string, lock?: SharedCacheLock): Promise<SharedCacheRead>;
+  /**
+   * Stores `data`, dropped after `keepFor` ms (`Infinity`: never), keeping at most `maxEntries`
+   * values; releases the key's lock if `token` holds it.
+   */
+  set(
+    key: string,
+    data: string,
+    keepFor: number,
+    maxEntries: number,
+    token?: string,
+  ): Promise<void>;
+  /** Releases the key's lock if `token` holds it (its computation failed). */
+  release(key: string, token: string): Promise<void>;
   delete(key: string): Promise<void>;
   clear(): Promise<void>;
 }

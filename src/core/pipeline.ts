@@ -120,8 +120,8 @@ export class Pipeline extends FastPath {
   }
 
   /**
-   * A cache with a store: values live in the store (read on every call), single flight stays local
-   * (concurrent calls for one key share one read and one call of `fn`).
+   * A cache with a store: values live in the store (read on every call); single flight is fleet-wide
+   * through the store's key locks (see Cache.fetch); concurrent calls here share one read and one call.
    */
   private sharedCall(
     cache: Cache,
@@ -166,10 +166,14 @@ export class Pipeline extends FastPath {
     a3: unknown,
     rest: unknown[] | undefined,
   ): Promise<unknown> {
-    const stored = await cache.fetch(storeKey);
+    const read = await cache.fetch(storeKey);
+    const stored = read.stored;
     if (stored?.fresh === true) {
       cache.hits++;
-      if (this.listening()) this.emit({ type: 'cacheHit', key });
+      if (this.listening()) {
+        if (read.joined) this.emit({ type: 'cacheJoined', key });
+        else this.emit({ type: 'cacheHit', key });
+      }
       return stored.value;
     }
     cache.misses++;
@@ -189,13 +193,14 @@ export class Pipeline extends FastPath {
         undefined,
       );
     } catch (error) {
+      cache.release(storeKey, read.token); // another process may compute it now
       // The store keeps a value `staleIfError` ms past its ttl: one still there may be served.
       if (stored === undefined) throw error;
       cache.staleServed++;
       if (this.listening()) this.emit({ type: 'staleServed', key, age: stored.age, error });
       return stored.value;
     }
-    cache.put(storeKey, value);
+    cache.put(storeKey, value, read.token);
     return value;
   }
 

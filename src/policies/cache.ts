@@ -7,6 +7,7 @@ import {
   StoreHealth,
   type Serializer,
   type SharedCache,
+  type SharedCacheEntry,
   type Store,
 } from '../store.js';
 import { jsonSerializer } from '../json-serializer.js';
@@ -33,9 +34,17 @@ export interface CacheOptions<A extends readonly unknown[] = unknown[]> {
   name?: string;
   /**
    * Keeps the values in a store shared by every process (`redisStore(client)` from `bulwark/redis`),
-   * under `name`; single flight stays per process. The default value is none (in memory).
+   * under `name`, at most `maxEntries` of them fleet-wide. The default value is none (in memory).
    */
   store?: Store;
+  /**
+   * With a store: single flight across the fleet. The process that misses a key first takes the key's
+   * lock in the store for this many ms and computes it; the others wait for its value, and compute
+   * themselves once they have waited this long (or when its holder died and the lock expired, one of
+   * them takes it). `0` turns fleet single flight off (it stays per process). The default value is
+   * `10_000`.
+   */
+  lockTimeout?: number;
   /**
    * With a store: how values are encoded. The default value is {@link jsonSerializer}, which refuses
    * what JSON would not read back as it was (class instances such as a `Date`, `Map`, `Set`, `NaN`,
@@ -47,7 +56,28 @@ export interface CacheOptions<A extends readonly unknown[] = unknown[]> {
 /** Placeholder promise of an entry whose first value is not stored yet (never returned to callers). */
 const UNSET = new Promise<unknown>(() => undefined);
 
-export const CACHE_DEFAULTS = Object.freeze({ ttl: 60_000, maxEntries: 1_000, staleIfError: 0 });
+export const CACHE_DEFAULTS = Object.freeze({
+  ttl: 60_000,
+  maxEntries: 1_000,
+  staleIfError: 0,
+  lockTimeout: 10_000,
+});
+
+/** While another process computes a key, the first poll of the store after this many ms, doubling... */
+const POLL_FIRST = 5;
+/** ...up to this many. */
+const POLL_MAX = 50;
+
+/** @internal what a read of a shared cache found (see {@link Cache.fetch}). */
+export interface SharedLookup {
+  readonly stored: { value: unknown; age: number; fresh: boolean } | undefined;
+  /** The key's lock this flight holds, to release with its result (`''`: none). */
+  readonly token: string;
+  /** True when the value came from another process's computation that this one waited for. */
+  readonly joined: boolean;
+}
+
+const NOTHING: SharedLookup = Object.freeze({ stored: undefined, token: '', joined: false });
 
 /** @internal one cached result, or a call in flight for its key. */
 export interface CacheEntry {
@@ -98,6 +128,7 @@ export class Cache {
   readonly ttl: number;
   readonly maxEntries: number;
   readonly staleIfError: number;
+  readonly lockTimeout: number;
   /** The `key` option (undefined: the default key). */
   readonly keyOf: ((...args: unknown[]) => unknown) | undefined;
   /** @internal */
@@ -128,6 +159,9 @@ export class Cache {
   /** @internal */
   readonly events = new Emitter();
   private readonly health: StoreHealth | undefined;
+  /** Lock tokens: unique to this cache object, then a counter. */
+  private readonly tokenBase = `${Math.random().toString(36).slice(2)}:`;
+  private tokens = 0;
   private head: CacheEntry | undefined = undefined;
   private tail: CacheEntry | undefined = undefined;
   private timer: TimerHandle = undefined;
@@ -147,6 +181,7 @@ export class Cache {
             'name',
             'store',
             'serializer',
+            'lockTimeout',
           ]) ?? {});
     this.ttl = problems.number(`${path}.ttl`, o.ttl, CACHE_DEFAULTS.ttl, {
       min: 0,
@@ -171,6 +206,12 @@ export class Cache {
         infinity: true,
       },
     );
+    this.lockTimeout = problems.number(
+      `${path}.lockTimeout`,
+      o.lockTimeout,
+      CACHE_DEFAULTS.lockTimeout,
+      { min: 0 },
+    );
     this.keyOf = problems.func(`${path}.key`, o.key, undefined);
     if (o.clock !== undefined && !isClock(o.clock))
       problems.add(`${path}.clock`, o.clock, 'a Clock { now, setTimer, clearTimer }');
@@ -183,6 +224,8 @@ export class Cache {
       problems.add(`${path}.serializer`, serializer, 'a Serializer { encode, decode }');
     else if (serializer !== undefined && store === undefined)
       problems.raw(`\`${path}.serializer\` applies to a cache with a \`store\``);
+    if (o.lockTimeout !== undefined && store === undefined)
+      problems.raw(`\`${path}.lockTimeout\` applies to a cache with a \`store\``);
     problems.throwIfAny(path === 'cache' ? 'Invalid cache options' : undefined);
     // Two generations of half each (one of all with maxEntries 1: the old one stays empty).
     this.generationSize = Math.max(1, Math.floor(this.maxEntries / 2));
@@ -227,12 +270,39 @@ export class Cache {
   /**
    * @internal reads a shared entry: its value, how old it is, and whether it is still fresh (the store
    * keeps it `ttl + staleIfError` ms, so what is left says both, with no clock shared between hosts).
-   * `undefined` on a miss, and while the store is unavailable (a miss, then).
+   * With no fresh value it takes the key's lock, or, while another process holds it, polls for that
+   * process's value for up to `lockTimeout` ms. Nothing stored while the store is unavailable (a miss).
    */
-  async fetch(key: string): Promise<{ value: unknown; age: number; fresh: boolean } | undefined> {
+  async fetch(key: string): Promise<SharedLookup> {
     const health = this.health!;
-    if (!health.usable()) return undefined;
-    const entry = await guarded(health, () => this.shared!.get(key));
+    const lockMs = this.lockTimeout;
+    const token = lockMs > 0 ? `${this.tokenBase}${++this.tokens}` : '';
+    const lock = lockMs > 0 ? { ms: lockMs, token, staleFor: this.staleIfError } : undefined;
+    const clock = this.clock ?? systemClock;
+    let waitUntil = -1;
+    let delay = POLL_FIRST;
+    for (;;) {
+      if (!health.usable()) return NOTHING;
+      const read = await guarded(health, () => this.shared!.get(key, lock));
+      if (read === undefined) return NOTHING;
+      const stored = this.decode(read.entry);
+      const joined = waitUntil >= 0;
+      if (stored?.fresh === true || read.lock <= 0)
+        return { stored, token: read.lock === 0 ? token : '', joined };
+      // Another process computes this key: wait for its value, `lockTimeout` ms at most in all.
+      const now = clock.now();
+      if (waitUntil < 0) waitUntil = now + lockMs;
+      const left = waitUntil - now;
+      if (left <= 0) return { stored, token: '', joined: false };
+      const ms = Math.min(delay, left, read.lock);
+      await new Promise<void>((resolve) => clock.setTimer(resolve, ms));
+      delay = Math.min(delay * 2, POLL_MAX);
+    }
+  }
+
+  private decode(
+    entry: SharedCacheEntry | undefined,
+  ): { value: unknown; age: number; fresh: boolean } | undefined {
     if (entry === undefined) return undefined;
     let value: unknown;
     try {
@@ -248,12 +318,16 @@ export class Cache {
     };
   }
 
-  /** @internal stores a result in the store (fire-and-forget); throws when it cannot be encoded. */
-  put(key: string, value: unknown): void {
+  /**
+   * @internal stores a result in the store (fire-and-forget) and releases the key's lock `token`;
+   * throws when the result cannot be encoded.
+   */
+  put(key: string, value: unknown, token: string): void {
     let data: string;
     try {
       data = this.serializer.encode(value);
     } catch (error) {
+      this.release(key, token);
       throw new TypeError(
         `The cache ${JSON.stringify(this.name)} cannot store this result: ${error instanceof Error ? error.message : String(error)}`,
         { cause: error },
@@ -261,7 +335,15 @@ export class Cache {
     }
     const health = this.health!;
     if (!health.usable()) return;
-    void guarded(health, () => this.shared!.set(key, data, this.ttl + this.staleIfError));
+    void guarded(health, () =>
+      this.shared!.set(key, data, this.ttl + this.staleIfError, this.maxEntries, token),
+    );
+  }
+
+  /** @internal releases the key's lock `token` (its computation failed): a waiter takes it over. */
+  release(key: string, token: string): void {
+    if (token === '' || !this.health!.usable()) return;
+    void guarded(this.health!, () => this.shared!.release(key, token));
   }
 
   /** @internal */
@@ -478,6 +560,7 @@ export class Cache {
         ? {}
         : {
             store: 'shared',
+            lockTimeout: this.lockTimeout,
             serializer: this.serializer === jsonSerializer ? 'json' : 'custom',
           }),
     };

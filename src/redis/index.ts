@@ -7,12 +7,26 @@ import type {
   RateLimitRequest,
   RateLimitReservation,
   SharedCache,
-  SharedCacheEntry,
+  SharedCacheLock,
+  SharedCacheRead,
   SharedCircuit,
   SharedRateLimiter,
   Store,
 } from '../store.js';
-import { CLOSE, GET, ISOLATE, OPEN, READ, RECORD, RESERVE, TRIAL } from './scripts.js';
+import {
+  CACHE_CLEAR,
+  CACHE_DELETE,
+  CACHE_GET,
+  CACHE_RELEASE,
+  CACHE_SET,
+  CLOSE,
+  ISOLATE,
+  OPEN,
+  READ,
+  RECORD,
+  RESERVE,
+  TRIAL,
+} from './scripts.js';
 
 export type { Store } from '../store.js';
 
@@ -69,8 +83,40 @@ const SCRIPTS = {
   isolate: script(ISOLATE),
   trial: script(TRIAL),
   read: script(READ),
-  get: script(GET),
+  cacheGet: script(CACHE_GET),
+  cacheSet: script(CACHE_SET),
+  cacheRelease: script(CACHE_RELEASE),
+  cacheDelete: script(CACHE_DELETE),
+  cacheClear: script(CACHE_CLEAR),
 };
+
+/**
+ * Cache keys longer than this many characters are stored under their SHA-256 (`h:` and 43 base64url
+ * characters): a caller's 1 MB argument must not become a 1 MB Redis field.
+ */
+export const MAX_CACHE_KEY_LENGTH = 128;
+
+/** What a store's scripts return for the time left of a value that never expires (see scripts.ts). */
+const FOREVER = 1e14;
+
+function cacheField(key: string): string {
+  return key.length <= MAX_CACHE_KEY_LENGTH
+    ? key
+    : `h:${createHash('sha256').update(key).digest('base64url')}`;
+}
+
+/**
+ * A policy's name goes into its keys as a Redis Cluster hash tag (`{name}`), so that all its keys share
+ * one slot: a brace in it would change the tag.
+ */
+function policyName(name: string): string {
+  if (name.includes('{') || name.includes('}')) {
+    throw new TypeError(
+      `Expected a policy name with a Redis store to contain no \`{\` or \`}\` (it is the Redis Cluster hash tag of the policy's keys), got \`${name}\``,
+    );
+  }
+  return name;
+}
 
 interface Subscription {
   readonly onMessage: (state: FleetCircuitState) => void;
@@ -213,36 +259,50 @@ export class RedisStore implements Store {
   }
 
   forCache(name: string): SharedCache {
-    const base = `${this.prefix}cache:{${name}}:`;
+    const base = `${this.prefix}cache:{${policyName(name)}}:`;
+    const values = `${base}v`;
+    const expiries = `${base}e`;
+    const lock = (field: string): string => `${base}l:${field}`;
     return {
-      get: async (key: string): Promise<SharedCacheEntry | undefined> => {
-        const [data, ttl] = (await this.run(SCRIPTS.get, [base + key], [])) as [
-          string | null,
-          number,
-        ];
-        if (data === null) return undefined;
-        return { data, remaining: ttl < 0 ? Infinity : ttl };
+      get: async (key: string, wanted?: SharedCacheLock): Promise<SharedCacheRead> => {
+        const field = cacheField(key);
+        const [data, remaining, held] = (await this.run(
+          SCRIPTS.cacheGet,
+          [values, expiries, lock(field)],
+          wanted === undefined
+            ? [field, 0, '', 0]
+            : [field, Math.max(1, Math.ceil(wanted.ms)), wanted.token, wanted.staleFor],
+        )) as [string | null, number, number];
+        return {
+          entry:
+            data === null || remaining < 0
+              ? undefined
+              : { data, remaining: remaining >= FOREVER ? Infinity : remaining },
+          lock: held,
+        };
       },
-      set: async (key: string, data: string, keepFor: number): Promise<void> => {
-        await this.timed(
-          keepFor === Infinity
-            ? this.client.set(base + key, data)
-            : this.client.set(base + key, data, 'PX', Math.max(1, Math.ceil(keepFor))),
+      set: async (key, data, keepFor, maxEntries, token = ''): Promise<void> => {
+        const field = cacheField(key);
+        await this.run(
+          SCRIPTS.cacheSet,
+          [values, expiries, lock(field)],
+          [
+            field,
+            data,
+            keepFor === Infinity ? -1 : Math.max(1, Math.ceil(keepFor)),
+            maxEntries,
+            token,
+          ],
         );
       },
+      release: async (key: string, token: string): Promise<void> => {
+        await this.run(SCRIPTS.cacheRelease, [lock(cacheField(key))], [token]);
+      },
       delete: async (key: string): Promise<void> => {
-        await this.timed(this.client.del(base + key));
+        await this.run(SCRIPTS.cacheDelete, [values, expiries], [cacheField(key)]);
       },
       clear: async (): Promise<void> => {
-        // SCAN in steps, each under the command timeout; UNLINK frees memory off the main thread.
-        let cursor = '0';
-        do {
-          const [next, keys] = await this.timed(
-            this.client.scan(cursor, 'MATCH', `${globEscape(base)}*`, 'COUNT', 500),
-          );
-          if (keys.length > 0) await this.timed(this.client.unlink(...keys));
-          cursor = next;
-        } while (cursor !== '0');
+        await this.run(SCRIPTS.cacheClear, [values, expiries], []);
       },
     };
   }
@@ -357,10 +417,6 @@ function parseMessage(message: string): FleetCircuitState | undefined {
     if (ms >= 0) return { state: 'open', retryAfter: ms };
   }
   return undefined;
-}
-
-function globEscape(text: string): string {
-  return text.replace(/[*?[\]\\]/g, '\\$&');
 }
 
 function ignore(): void {

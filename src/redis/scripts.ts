@@ -147,7 +147,98 @@ export const READ = `
 return {redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[1])}
 `;
 
-/** A cached value and the ms it has left. */
-export const GET = `
-return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
+/*
+ * A cache is two keys, both in KEYS and in one hash slot: a hash of its values (field: the entry's key)
+ * and a sorted set of the same fields scored by their expiry (Redis time, ms). Writes drop expired
+ * entries and then the soonest to expire beyond `maxEntries`, so a cache holds at most `maxEntries`
+ * values whatever keys callers choose; both keys expire as a whole when nothing writes for longer than
+ * an entry lives. A key being computed has a lock key of its own (SET NX PX), which expires if its
+ * holder dies. A value that never expires is scored `FOREVER` ms from now (about 31,000 years), so the
+ * oldest still goes first.
+ */
+
+/**
+ * Reads a cached value and the ms it has left (-1: none); with a lock time (ARGV[2] > 0) and no value
+ * that is still fresh (more than ARGV[4] ms left), also tries to take the key's lock for ARGV[2] ms with
+ * token ARGV[3]. KEYS: values, expiries, lock. ARGV: field, lock ms, token, stale ms. Returns
+ * `{data | nil, remaining, lock}`: lock 0 when taken, else the ms the holder's lock has left, or -1 when
+ * not asked.
+ */
+export const CACHE_GET = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local data = false
+local remaining = -1
+local expires = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if expires and tonumber(expires) > now then
+  data = redis.call('HGET', KEYS[1], ARGV[1])
+  if data then remaining = math.floor(tonumber(expires) - now) end
+end
+local lock = -1
+local ms = tonumber(ARGV[2])
+if ms > 0 and remaining <= tonumber(ARGV[4]) then
+  if redis.call('SET', KEYS[3], ARGV[3], 'NX', 'PX', ms) then
+    lock = 0
+  else
+    lock = math.max(1, redis.call('PTTL', KEYS[3]))
+  end
+end
+return {data, remaining, lock}
+`;
+
+/**
+ * Stores a value for ARGV[3] ms (-1: for ever), keeps at most ARGV[4] entries, and releases the key's
+ * lock when token ARGV[5] holds it. KEYS: values, expiries, lock. ARGV: field, data, keep, max entries,
+ * token ('' for none).
+ */
+export const CACHE_SET = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local keep = tonumber(ARGV[3])
+local before = {redis.call('PTTL', KEYS[1]), redis.call('PTTL', KEYS[2])}
+local expires = now + keep
+if keep < 0 then expires = now + 1e15 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], expires, ARGV[1])
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)
+if #old > 0 then
+  redis.call('HDEL', KEYS[1], unpack(old))
+  redis.call('ZREM', KEYS[2], unpack(old))
+end
+local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+while excess > 0 do
+  local popped = redis.call('ZPOPMIN', KEYS[2], math.min(excess, 1000))
+  local fields = {}
+  for i = 1, #popped, 2 do fields[#fields + 1] = popped[i] end
+  redis.call('HDEL', KEYS[1], unpack(fields))
+  excess = excess - #fields
+end
+for i = 1, 2 do
+  if keep < 0 then
+    redis.call('PERSIST', KEYS[i])
+  elseif before[i] == -2 or (before[i] >= 0 and before[i] < keep) then
+    redis.call('PEXPIRE', KEYS[i], keep)
+  end
+end
+if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) == ARGV[5] then redis.call('DEL', KEYS[3]) end
+return 1
+`;
+
+/** Releases a key's lock if token ARGV[1] still holds it. KEYS: lock. */
+export const CACHE_RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/** Drops one value. KEYS: values, expiries. ARGV: field. */
+export const CACHE_DELETE = `
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+`;
+
+/** Drops every value. KEYS: values, expiries. */
+export const CACHE_CLEAR = `
+redis.call('UNLINK', KEYS[1], KEYS[2])
+return 1
 `;

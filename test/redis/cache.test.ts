@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cache, jsonSerializer, resilient, type ResilienceEvent } from '../../src/index.js';
-import { redisStore, type RedisStore } from '../../src/redis/index.js';
+import { MAX_CACHE_KEY_LENGTH, redisStore, type RedisStore } from '../../src/redis/index.js';
 import { connect, noRedis, RedisServer, sleep, until } from './server.js';
 
 describe.skipIf(noRedis)('cache with a Redis store', () => {
@@ -37,7 +37,7 @@ describe.skipIf(noRedis)('cache with a Redis store', () => {
     expect(await b('1')).toEqual({ id: '1', n: 1 });
     expect(await b(1)).toEqual({ id: 1, n: 2 }); // 1 and '1' are two keys
     expect(events.map((e) => e.type)).toEqual(['cacheHit', 'cacheMiss']);
-    const ttl = await client.pttl(`bulwark:cache:{${shared}}:s:1`);
+    const ttl = await client.pttl(`bulwark:cache:{${shared}}:v`);
     expect(ttl).toBeGreaterThan(4_000);
     expect(b.stats().cache).toMatchObject({ hits: 1, misses: 1, size: 0 });
     expect(b.describe().stages[1]).toMatchObject({ store: 'shared', serializer: 'json' });
@@ -120,7 +120,7 @@ describe.skipIf(noRedis)('cache with a Redis store', () => {
     });
     expect(await other('a')).toBe(10n);
     // Something another serializer wrote reads as a miss.
-    await client.set(`bulwark:cache:{${shared}}:s:b`, 'not json');
+    await store.forCache(shared).set('s:b', 'not json', 60_000, 10);
     const json = resilient(async (id: string) => 'fresh'.padEnd(5, id), {
       cache: { name: shared, store },
     });
@@ -145,11 +145,11 @@ describe.skipIf(noRedis)('cache with a Redis store', () => {
     const users = cache({ name: shared, store });
     const fn = resilient(async (id: string) => id, { cache: users });
     await Promise.all([fn('a'), fn('b'), fn('c')]);
-    await sleep(20);
-    expect(await client.keys(`bulwark:cache:{${shared}}:*`)).toHaveLength(3);
+    const values = `bulwark:cache:{${shared}}:v`;
+    await until(async () => (await client.hlen(values)) === 3);
     users.clear('a');
-    await sleep(20);
-    expect(await client.keys(`bulwark:cache:{${shared}}:*`)).toHaveLength(2);
+    await until(async () => (await client.hlen(values)) === 2);
+    expect(await client.zcard(`bulwark:cache:{${shared}}:e`)).toBe(2);
     users.clear();
     await until(async () => (await client.keys(`bulwark:cache:{${shared}}:*`)).length === 0);
   });
@@ -168,6 +168,160 @@ describe.skipIf(noRedis)('cache with a Redis store', () => {
     await sleep(20);
     expect(await fn('a')).toBe('a');
     expect(users.stats()).toMatchObject({ hits: 1, misses: 1 });
+  });
+
+  it('is bounded: 2,001 attacker-chosen keys leave at most maxEntries values in Redis, ttl or not', async () => {
+    for (const ttl of [60_000, Infinity]) {
+      const shared = name();
+      const fn = resilient(async (id: string) => id.length, {
+        cache: { name: shared, store, ttl, maxEntries: 10 },
+      });
+      for (let i = 0; i < 2_001; i += 50)
+        await Promise.all(
+          Array.from({ length: Math.min(50, 2_001 - i) }, (_, j) => fn(`key-${i + j}`)),
+        );
+      const values = `bulwark:cache:{${shared}}:v`;
+      const expiries = `bulwark:cache:{${shared}}:e`;
+      // Writes are fire-and-forget: wait for the last ones, then count.
+      await until(async () => (await client.zscore(expiries, 's:key-2000')) !== null);
+      expect(await client.hlen(values)).toBeLessThanOrEqual(10);
+      expect(await client.zcard(expiries)).toBeLessThanOrEqual(10);
+      // Nothing else of this cache stays in Redis (the keys' locks went with their values).
+      expect((await client.keys(`bulwark:cache:{${shared}}:*`)).sort()).toEqual(
+        [expiries, values].sort(),
+      );
+      // The newest stay: a repeat of the last key is a hit.
+      expect(await fn('key-2000')).toBe(8);
+      expect(fn.stats().cache).toMatchObject({ hits: 1, misses: 2_001 });
+      // The cache expires as a whole when nothing writes for as long as an entry lives.
+      const left = await client.pttl(values);
+      if (ttl === Infinity) expect(left).toBe(-1);
+      else expect(left).toBeGreaterThan(50_000);
+    }
+  }, 30_000);
+
+  it('a key longer than MAX_CACHE_KEY_LENGTH is stored under its hash: a 1 MB argument is not a 1 MB key', async () => {
+    const shared = name();
+    let calls = 0;
+    const make = () =>
+      resilient(async (text: string) => `${text.length}-${++calls}`, {
+        cache: { name: shared, store },
+      });
+    const big = 'x'.repeat(1 << 20);
+    expect(await make()(big)).toBe(`${1 << 20}-1`);
+    const values = `bulwark:cache:{${shared}}:v`;
+    await until(async () => (await client.hlen(values)) === 1);
+    const [field] = await client.hkeys(values);
+    expect(field).toMatch(/^h:[\w-]{43}$/);
+    expect(Number(await client.call('MEMORY', 'USAGE', values))).toBeLessThan(1_000);
+    // Another process (cache object) finds it by the same hash; a key one character shorter differs.
+    expect(await make()(big)).toBe(`${1 << 20}-1`);
+    expect(await make()(big.slice(1))).toBe(`${(1 << 20) - 1}-2`);
+    // Keys up to the limit are stored as they are.
+    const short = 'y'.repeat(MAX_CACHE_KEY_LENGTH - 2); // 's:' + 126 characters
+    await make()(short);
+    await until(async () => (await client.hexists(values, `s:${short}`)) === 1);
+  });
+
+  it('refuses a policy name with a brace (it would change the hash tag)', () => {
+    expect(() => cache({ name: 'a{b', store })).toThrow(/no `\{` or `\}`.*got `a\{b`/);
+    expect(() => cache({ name: 'a}b', store })).toThrow(TypeError);
+  });
+
+  it('fleet single flight: a key another process computes is waited for, not computed again', async () => {
+    const shared = name();
+    let computed = 0;
+    const make = () =>
+      resilient(
+        async (id: string) => {
+          computed++;
+          await sleep(100);
+          return `${id}-${computed}`;
+        },
+        { cache: { name: shared, store } },
+      );
+    const a = make();
+    const b = make();
+    const events: string[] = [];
+    b.on((e) => events.push(e.type));
+    const first = a('k');
+    await until(async () => (await client.exists(`bulwark:cache:{${shared}}:l:s:k`)) === 1);
+    expect(await Promise.all([first, b('k'), b('k')])).toEqual(['k-1', 'k-1', 'k-1']);
+    expect(computed).toBe(1);
+    expect(events).toEqual(['cacheJoined', 'cacheJoined']);
+    // The lock went with the value.
+    expect(await client.exists(`bulwark:cache:{${shared}}:l:s:k`)).toBe(0);
+  });
+
+  it('a failed computation releases its lock: a waiter computes at once', async () => {
+    const shared = name();
+    const a = resilient(
+      async (id: string) => {
+        await sleep(50);
+        throw new Error(`down ${id}`);
+      },
+      { cache: { name: shared, store } },
+    );
+    let computed = 0;
+    const b = resilient(async (id: string) => `${id}-${++computed}`, {
+      cache: { name: shared, store },
+    });
+    const failing = a('k').catch((error: Error) => error.message);
+    await until(async () => (await client.exists(`bulwark:cache:{${shared}}:l:s:k`)) === 1);
+    const start = Date.now();
+    expect(await b('k')).toBe('k-1');
+    expect(await failing).toBe('down k');
+    expect(Date.now() - start).toBeLessThan(1_000); // not the 10 s lock
+  });
+
+  it('a dead holder blocks the others no longer than its lock; lockTimeout bounds any wait', async () => {
+    const shared = name();
+    // A process took the lock for 300 ms and died.
+    const raw = store.forCache(shared);
+    await raw.get('s:k', { ms: 300, token: 'dead', staleFor: 0 });
+    let computed = 0;
+    const fn = resilient(async (id: string) => `${id}-${++computed}`, {
+      cache: { name: shared, store },
+    });
+    let start = Date.now();
+    expect(await Promise.all([fn('k'), fn('k')])).toEqual(['k-1', 'k-1']);
+    const waited = Date.now() - start;
+    expect(waited).toBeGreaterThanOrEqual(250);
+    expect(waited).toBeLessThan(2_000);
+    expect(computed).toBe(1);
+    // A lock held longer than this cache's lockTimeout: it computes after lockTimeout, without the lock.
+    await raw.get('s:j', { ms: 10_000, token: 'slow', staleFor: 0 });
+    const bounded = resilient(async (id: string) => `${id}-${++computed}`, {
+      cache: { name: shared, store, lockTimeout: 200 },
+    });
+    start = Date.now();
+    expect(await bounded('j')).toBe('j-2');
+    expect(Date.now() - start).toBeGreaterThanOrEqual(190);
+    expect(Date.now() - start).toBeLessThan(2_000);
+    expect(await client.get(`bulwark:cache:{${shared}}:l:s:j`)).toBe('slow'); // not ours to release
+  });
+
+  it('lockTimeout: 0 keeps single flight per process; lockTimeout needs a store', async () => {
+    const shared = name();
+    let computed = 0;
+    const make = () =>
+      resilient(
+        async (id: string) => {
+          await sleep(30);
+          return `${id}-${++computed}`;
+        },
+        { cache: { name: shared, store, lockTimeout: 0 } },
+      );
+    await Promise.all([make()('k'), make()('k')]);
+    expect(computed).toBe(2);
+    expect(await client.keys(`bulwark:cache:{${shared}}:l:*`)).toEqual([]);
+    expect(make().describe().stages[1]).toMatchObject({ lockTimeout: 0 });
+    expect(() => cache({ lockTimeout: 5 })).toThrow(/cache\.lockTimeout.*store/);
+    expect(() => cache({ name: 'x', store, lockTimeout: -1 })).toThrow(/cache\.lockTimeout/);
+    // A value that cannot be stored releases the lock too.
+    const bad = resilient(async () => 1n, { cache: { name: shared, store } });
+    await expect(bad('b')).rejects.toThrow(TypeError);
+    await until(async () => (await client.exists(`bulwark:cache:{${shared}}:l:s:b`)) === 0);
   });
 
   it('while Redis is down every call runs fn (no cache), events fire, sharing resumes', async () => {

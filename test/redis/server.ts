@@ -3,9 +3,11 @@
  * Without a redis-server the Redis suites skip with a printed reason, unless BULWARK_REQUIRE_REDIS=1
  * (CI), where they fail instead.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 
 function findRedis(): string | undefined {
@@ -161,3 +163,20 @@ export async function until(
 
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Builds dist/ (which the worker processes import) when it is missing or older than a source file. */
+export function ensureBuilt(): void {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const built = join(root, 'dist/redis/index.js');
+  const newest = (dir: string): number =>
+    Math.max(
+      0,
+      ...readdirSync(dir, { withFileTypes: true }).map((entry) =>
+        entry.isDirectory()
+          ? newest(join(dir, entry.name))
+          : statSync(join(dir, entry.name)).mtimeMs,
+      ),
+    );
+  if (existsSync(built) && statSync(built).mtimeMs >= newest(join(root, 'src'))) return;
+  execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'ignore' });
+}

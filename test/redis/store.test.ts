@@ -117,10 +117,13 @@ describe.skipIf(noRedis)('redisStore', () => {
 
   it('a cache with an infinite ttl stores without expiry', async () => {
     const shared = store.forCache('forever');
-    await shared.set('k', '"v"', Infinity);
-    await expect(shared.get('k')).resolves.toEqual({ data: '"v"', remaining: Infinity });
+    await shared.set('k', '"v"', Infinity, 10);
+    await expect(shared.get('k')).resolves.toEqual({
+      entry: { data: '"v"', remaining: Infinity },
+      lock: -1,
+    });
     await shared.delete('k');
-    await expect(shared.get('k')).resolves.toBeUndefined();
+    await expect(shared.get('k')).resolves.toEqual({ entry: undefined, lock: -1 });
   });
 
   it('a time-window breaker shares its window over its own duration; slow calls count', async () => {
