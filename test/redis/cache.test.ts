@@ -319,7 +319,9 @@ describe.skipIf(noRedis)('cache with a Redis store', () => {
     expect(() => cache({ lockTimeout: 5 })).toThrow(/cache\.lockTimeout.*store/);
     expect(() => cache({ name: 'x', store, lockTimeout: -1 })).toThrow(/cache\.lockTimeout/);
     // A value that cannot be stored releases the lock too.
-    const bad = resilient(async () => 1n, { cache: { name: shared, store } });
+    const bad = resilient(async (id: string) => BigInt(id.length), {
+      cache: { name: shared, store },
+    });
     await expect(bad('b')).rejects.toThrow(TypeError);
     await until(async () => (await client.exists(`bulwark:cache:{${shared}}:l:s:b`)) === 0);
   });
