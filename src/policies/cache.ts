@@ -334,7 +334,9 @@ export class Cache {
       );
     }
     const health = this.health!;
-    if (!health.usable()) return;
+    // A flight that holds the key's lock writes even to a store that looked unavailable: the write
+    // also frees the lock that the other processes wait on (and it is one command per computation).
+    if (token === '' && !health.usable()) return;
     void guarded(health, () =>
       this.shared!.set(key, data, this.ttl + this.staleIfError, this.maxEntries, token),
     );
@@ -342,7 +344,7 @@ export class Cache {
 
   /** @internal releases the key's lock `token` (its computation failed): a waiter takes it over. */
   release(key: string, token: string): void {
-    if (token === '' || !this.health!.usable()) return;
+    if (token === '') return;
     void guarded(this.health!, () => this.shared!.release(key, token));
   }
 
