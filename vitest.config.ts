@@ -55,13 +55,43 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ['test/**/*.test.ts'],
     pool: 'forks',
-    typecheck: {
-      enabled: true,
-      include: ['test/**/*.test-d.ts'],
-      tsconfig: './tsconfig.json',
-    },
+    // The Redis suites (test/redis/) run three times: on ioredis with every other test, then on
+    // node-redis, then on a 3-master Redis Cluster that test/redis/server.ts starts (through ioredis
+    // Cluster). One suite, parametrised by environment: see test/redis/server.ts.
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'bulwark',
+          include: ['test/**/*.test.ts'],
+          typecheck: {
+            enabled: true,
+            include: ['test/**/*.test-d.ts'],
+            tsconfig: './tsconfig.json',
+          },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'redis:node-redis',
+          include: ['test/redis/**/*.test.ts'],
+          env: { BULWARK_REDIS_CLIENT: 'node-redis' },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'redis:cluster',
+          include: ['test/redis/**/*.test.ts'],
+          env: { BULWARK_REDIS_CLUSTER: '1' },
+          // Starting (or restarting) a cluster and waiting for cluster_state:ok takes seconds.
+          testTimeout: 30_000,
+          hookTimeout: 120_000,
+        },
+      },
+    ],
     coverage: {
       provider: 'v8',
       include: ['src/**/*.ts'],

@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type {
   FleetCircuitState,
   FleetCounts,
@@ -27,8 +26,10 @@ import {
   RESERVE,
   TRIAL,
 } from './scripts.js';
+import { adapt, type ClientAdapter, type RedisClient, type SubscriberAdapter } from './client.js';
 
 export type { Store } from '../store.js';
+export type { NodeRedisClient, RedisClient } from './client.js';
 
 /** Options of {@link redisStore}. */
 export interface RedisStoreOptions {
@@ -147,16 +148,15 @@ export class RedisStore implements Store {
   readonly commandTimeout: number;
   readonly recheckAfter: number;
   readonly trialTimeout: number;
-  private subscriber: Redis | undefined = undefined;
+  private subscriber: SubscriberAdapter | undefined = undefined;
   private readonly subscriptions = new Map<string, Set<Subscription>>();
+  private readonly adapter: ClientAdapter;
 
   constructor(
-    readonly client: Redis,
+    readonly client: RedisClient,
     options: RedisStoreOptions = {},
   ) {
-    if (typeof client !== 'object' || client === null || typeof client.evalsha !== 'function') {
-      throw new TypeError('Expected `redisStore(client)` to get an ioredis client');
-    }
+    this.adapter = adapt(client);
     const problems: string[] = [];
     const number = (key: keyof RedisStoreOptions, min: number): number => {
       const value = options[key] ?? REDIS_STORE_DEFAULTS[key];
@@ -313,7 +313,7 @@ export class RedisStore implements Store {
     this.subscriber = undefined;
     this.subscriptions.clear();
     if (subscriber === undefined) return;
-    subscriber.disconnect();
+    subscriber.close();
     return Promise.resolve();
   }
 
@@ -327,45 +327,43 @@ export class RedisStore implements Store {
     }
     set.add(subscription);
     const subscriber = this.connectSubscriber();
-    if (subscriber.status === 'ready') subscriber.subscribe(channel).catch(ignore);
+    if (subscriber.ready) subscriber.subscribe([channel]);
     return () => {
       const current = this.subscriptions.get(channel);
       if (current === undefined || !current.delete(subscription) || current.size > 0) return;
       this.subscriptions.delete(channel);
-      this.subscriber?.unsubscribe(channel).catch(ignore);
+      this.subscriber?.unsubscribe(channel);
     };
   }
 
-  private connectSubscriber(): Redis {
+  private connectSubscriber(): SubscriberAdapter {
     if (this.subscriber !== undefined) return this.subscriber;
-    const subscriber = this.client.duplicate();
+    const subscriber = this.adapter.subscriber(
+      (channel, message) => {
+        const set = this.subscriptions.get(channel);
+        if (set === undefined) return;
+        const state = parseMessage(message);
+        if (state === undefined) return;
+        for (const subscription of set) subscription.onMessage(state);
+      },
+      () => {
+        const channels = [...this.subscriptions.keys()];
+        if (channels.length > 0) subscriber.subscribe(channels);
+        // Messages may have been missed while disconnected: every circuit reads its state again.
+        for (const set of this.subscriptions.values())
+          for (const subscription of set) subscription.onResync();
+      },
+    );
     this.subscriber = subscriber;
-    // Connection errors are seen by the commands' own health checks; keep ioredis from logging them.
-    subscriber.on('error', ignore);
-    subscriber.on('ready', () => {
-      const channels = [...this.subscriptions.keys()];
-      if (channels.length > 0) subscriber.subscribe(...channels).catch(ignore);
-      // Messages may have been missed while disconnected: every circuit reads its state again.
-      for (const set of this.subscriptions.values())
-        for (const subscription of set) subscription.onResync();
-    });
-    subscriber.on('message', (channel: string, message: string) => {
-      const set = this.subscriptions.get(channel);
-      if (set === undefined) return;
-      const state = parseMessage(message);
-      if (state === undefined) return;
-      for (const subscription of set) subscription.onMessage(state);
-    });
-    if (subscriber.status === 'wait') subscriber.connect().catch(ignore);
     return subscriber;
   }
 
   private run(script: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
-    const client = this.client;
+    const client = this.adapter;
     return this.timed(
-      client.evalsha(script.sha, keys.length, ...keys, ...args).catch((error: unknown) => {
+      client.evalsha(script.sha, keys, args).catch((error: unknown) => {
         if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-        return client.eval(script.source, keys.length, ...keys, ...args);
+        return client.eval(script.source, keys, args);
       }),
     );
   }
@@ -419,10 +417,6 @@ function parseMessage(message: string): FleetCircuitState | undefined {
   return undefined;
 }
 
-function ignore(): void {
-  // failures here are seen through the commands' health
-}
-
 /**
  * Makes a {@link RedisStore}: pass it as `store` to `circuitBreaker`, `rateLimiter` and `cache` options
  * (each with a `name`; the same name in two processes means the same shared state).
@@ -432,6 +426,6 @@ function ignore(): void {
  *   prefix: 'checkout:',
  * });
  */
-export function redisStore(client: Redis, options: RedisStoreOptions = {}): RedisStore {
+export function redisStore(client: RedisClient, options: RedisStoreOptions = {}): RedisStore {
   return new RedisStore(client, options);
 }

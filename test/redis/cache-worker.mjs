@@ -3,22 +3,13 @@
 // cached function for every key at once and prints what it computed; `exit` ends it.
 // argv: port, JSON options { name, keys, ttl, lockTimeout, computeMs, hang }.
 import { createInterface } from 'node:readline';
-import { Redis } from 'ioredis';
 import { resilient } from '../../dist/index.js';
 import { redisStore } from '../../dist/redis/index.js';
+import { connectWorker } from './worker-client.mjs';
 
 const [port, json] = process.argv.slice(2);
 const options = JSON.parse(json);
-const client = new Redis({
-  port: Number(port),
-  host: '127.0.0.1',
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 1,
-  retryStrategy: () => 50,
-  lazyConnect: true,
-});
-client.on('error', () => undefined);
-await client.connect();
+const { client, close } = await connectWorker(Number(port));
 // A generous command timeout: a busy machine must not look like a Redis outage here.
 const store = redisStore(client, { commandTimeout: 2_000 });
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -59,4 +50,4 @@ for await (const line of createInterface({ input: process.stdin })) {
   print({ phase, computed, values, unavailable, done: Date.now() });
 }
 await store.close();
-client.disconnect();
+close();

@@ -3,22 +3,13 @@
 // each one was to boot), does what its role says, and prints one JSON line with what it saw.
 // argv: port, role, JSON options. Times are Date.now() ms (one clock: every worker runs on this host).
 import { createInterface } from 'node:readline';
-import { Redis } from 'ioredis';
 import { circuitBreaker, rateLimiter, resilient } from '../../dist/index.js';
 import { redisStore } from '../../dist/redis/index.js';
+import { connectWorker } from './worker-client.mjs';
 
 const [port, role, json] = process.argv.slice(2);
 const options = JSON.parse(json);
-const client = new Redis({
-  port: Number(port),
-  host: '127.0.0.1',
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 1,
-  retryStrategy: () => 50,
-  lazyConnect: true,
-});
-client.on('error', () => undefined);
-await client.connect();
+const { client, close } = await connectWorker(Number(port));
 // Default store settings unless the test says otherwise (commandTimeout 50 ms, recheckAfter 1 s).
 const store = redisStore(client, options.store ?? {});
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -132,5 +123,5 @@ if (role === 'limit') {
 
 process.stdout.write(`${JSON.stringify(report)}\n`);
 await store.close();
-client.disconnect();
+close();
 process.exit(0);

@@ -1,0 +1,145 @@
+import type { Cluster, Redis } from 'ioredis';
+
+/**
+ * A node-redis (`redis` v5) client or cluster (`createClient()`, `createCluster()`), as far as
+ * `bulwark/redis` uses it. Declared here so that the types need neither package installed.
+ */
+export interface NodeRedisClient {
+  sendCommand(...args: never[]): Promise<unknown>;
+  duplicate(...args: never[]): unknown;
+  readonly isOpen: boolean;
+}
+
+/** A client `redisStore` accepts: ioredis `Redis` or `Cluster`, or node-redis `createClient()` / `createCluster()`. */
+export type RedisClient = Redis | Cluster | NodeRedisClient;
+
+type Arg = string | number;
+
+/** @internal what the store needs of a client: scripts, and messages on a second connection. */
+export interface ClientAdapter {
+  readonly kind: 'ioredis' | 'node-redis';
+  readonly cluster: boolean;
+  evalsha(sha: string, keys: readonly string[], args: readonly Arg[]): Promise<unknown>;
+  eval(source: string, keys: readonly string[], args: readonly Arg[]): Promise<unknown>;
+  /** A second connection for messages; `ready` runs whenever it (re)connects. */
+  subscriber(
+    message: (channel: string, message: string) => void,
+    ready: () => void,
+  ): SubscriberAdapter;
+}
+
+/** @internal a connection that listens to channels. */
+export interface SubscriberAdapter {
+  /** True when a SUBSCRIBE sent now would be heard (otherwise `ready` will subscribe). */
+  readonly ready: boolean;
+  subscribe(channels: readonly string[]): void;
+  unsubscribe(channel: string): void;
+  close(): void;
+}
+
+function ignore(): void {
+  // connection errors are seen through the commands' health
+}
+
+/** Emitter methods both clients have (an optional peer's types are not needed for these). */
+interface Events {
+  on(event: string, listener: (...args: never[]) => void): unknown;
+}
+
+/** @internal wraps an ioredis or node-redis client; a `TypeError` for anything else. */
+export function adapt(client: unknown): ClientAdapter {
+  if (typeof client === 'object' && client !== null) {
+    const c = client as Record<string, unknown>;
+    // node-redis has `isOpen` (ioredis has not); ioredis has `evalsha` (lower case) and `status`.
+    if (typeof c.sendCommand === 'function' && typeof c.duplicate === 'function' && 'isOpen' in c)
+      return nodeRedisAdapter(client as NodeRedisLike);
+    if (typeof c.evalsha === 'function' && typeof c.status === 'string')
+      return ioredisAdapter(client as Redis | Cluster);
+  }
+  throw new TypeError(
+    'Expected `redisStore(client)` to get an ioredis client (Redis or Cluster) or a node-redis client (createClient or createCluster)',
+  );
+}
+
+function ioredisAdapter(client: Redis | Cluster): ClientAdapter {
+  return {
+    kind: 'ioredis',
+    cluster: client.isCluster,
+    evalsha: (sha, keys, args) => client.evalsha(sha, keys.length, ...keys, ...args),
+    eval: (source, keys, args) => client.eval(source, keys.length, ...keys, ...args),
+    subscriber(message, ready) {
+      // (A Cluster duplicates into a Cluster, which has the same methods used here.)
+      const subscriber = (client as Redis).duplicate();
+      // Connection errors are seen by the commands' own health checks; keep ioredis from logging them.
+      subscriber.on('error', ignore);
+      subscriber.on('ready', ready);
+      subscriber.on('message', message);
+      if (subscriber.status === 'wait') subscriber.connect().catch(ignore);
+      return {
+        get ready() {
+          return subscriber.status === 'ready';
+        },
+        subscribe: (channels) => void subscriber.subscribe(...channels).catch(ignore),
+        unsubscribe: (channel) => void subscriber.unsubscribe(channel).catch(ignore),
+        close: () => subscriber.disconnect(),
+      };
+    },
+  };
+}
+
+/** node-redis, as this file calls it (client and cluster differ in `sendCommand`). */
+interface NodeRedisLike extends Events {
+  readonly isOpen: boolean;
+  readonly isReady?: boolean;
+  readonly masters?: unknown;
+  sendCommand(...args: unknown[]): Promise<unknown>;
+  duplicate(): NodeRedisLike;
+  connect(): Promise<unknown>;
+  subscribe(
+    channels: string[],
+    listener: (message: string, channel: string) => void,
+  ): Promise<void>;
+  unsubscribe(channel: string, listener: (message: string, channel: string) => void): Promise<void>;
+  destroy(): void;
+}
+
+function nodeRedisAdapter(client: NodeRedisLike): ClientAdapter {
+  const cluster = client.masters !== undefined;
+  // A cluster routes a command by its first key; a plain client takes the arguments alone.
+  const send = (command: string, first: string, keys: readonly string[], args: readonly Arg[]) => {
+    const argv = [command, first, String(keys.length), ...keys, ...args.map(String)];
+    return cluster ? client.sendCommand(keys[0], false, argv) : client.sendCommand(argv);
+  };
+  return {
+    kind: 'node-redis',
+    cluster,
+    evalsha: (sha, keys, args) => send('EVALSHA', sha, keys, args),
+    eval: (source, keys, args) => send('EVAL', source, keys, args),
+    subscriber(message, ready) {
+      const subscriber = client.duplicate();
+      let connected = false;
+      const listener = (text: string, channel: string): void => message(channel, text);
+      subscriber.on('error', ignore);
+      // A plain client says 'ready' on every (re)connection; a cluster says it per node.
+      subscriber.on(cluster ? 'node-ready' : 'ready', () => {
+        connected = true;
+        ready();
+      });
+      subscriber.on(cluster ? 'node-reconnecting' : 'reconnecting', () => (connected = false));
+      subscriber.connect().then(() => {
+        if (cluster && !connected) {
+          connected = true;
+          ready();
+        }
+      }, ignore);
+      return {
+        get ready() {
+          return connected;
+        },
+        subscribe: (channels) => void subscriber.subscribe([...channels], listener).catch(ignore),
+        unsubscribe: (channel) => void subscriber.unsubscribe(channel, listener).catch(ignore),
+        close: () => subscriber.destroy(),
+      };
+    },
+  };
+}
