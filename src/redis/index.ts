@@ -180,7 +180,7 @@ export class RedisStore implements Store {
   }
 
   forRateLimiter(name: string): SharedRateLimiter {
-    const key = `${this.prefix}rl:{${name}}`;
+    const key = `${this.prefix}rl:{${policyName(name)}}`;
     const processes = `${key}:procs`;
     // This limiter's id in the fleet's count of active processes, sent once a second.
     const id = randomBytes(8).toString('hex');
@@ -212,7 +212,7 @@ export class RedisStore implements Store {
   }
 
   forCircuit(name: string): SharedCircuit {
-    const base = `${this.prefix}cb:{${name}}`;
+    const base = `${this.prefix}cb:{${policyName(name)}}`;
     const open = `${base}:open`;
     const trial = `${base}:trial`;
     const generation = `${base}:gen`;
