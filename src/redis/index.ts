@@ -216,20 +216,19 @@ export class RedisStore implements Store {
     const open = `${base}:open`;
     const trial = `${base}:trial`;
     const generation = `${base}:gen`;
-    const buckets = `${base}:b:`;
+    const window = `${base}:w`;
     const channel = base;
     return {
-      record: async (counts: OutcomeCounts, window): Promise<FleetCounts> => {
+      record: async (counts: OutcomeCounts, shape): Promise<FleetCounts> => {
         const [calls, failures, slow, state, ttl] = (await this.run(
           SCRIPTS.record,
-          [open, generation],
+          [open, generation, window],
           [
-            buckets,
             counts.calls,
             counts.failures,
             counts.slow,
-            Math.max(1, Math.ceil(window.duration / window.buckets)),
-            window.buckets,
+            Math.max(1, Math.ceil(shape.duration / shape.buckets)),
+            shape.buckets,
           ],
         )) as [number, number, number, string, number];
         return { calls, failures, slow, circuit: circuitState(state, ttl) };

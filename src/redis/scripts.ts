@@ -71,30 +71,39 @@ return {fit, tostring(wait / 1000), processes}
 
 /**
  * Adds a batch of outcomes to the circuit's window and returns the window's totals and the circuit's
- * state. KEYS[1]: open key, KEYS[2]: generation key (a close starts a new window). ARGV: bucket key
- * prefix, calls, failures, slow, bucket length (ms), buckets.
+ * state. KEYS[1]: open key, KEYS[2]: generation key (a close starts a new window), KEYS[3]: the window,
+ * one hash of ARGV[5] buckets of ARGV[4] ms used as a ring (a slot's bucket id says whether its counts
+ * are current), so that every key the script touches is declared (Redis Cluster) and the window holds
+ * at most 4 × buckets fields. ARGV: calls, failures, slow, bucket length (ms), buckets.
  */
 export const RECORD = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local size = tonumber(ARGV[5])
-local n = tonumber(ARGV[6])
+local size = tonumber(ARGV[4])
+local n = tonumber(ARGV[5])
 local gen = redis.call('GET', KEYS[2]) or '0'
-local base = ARGV[1] .. gen .. ':'
 local b = math.floor(now / size)
-if tonumber(ARGV[2]) > 0 then
-  local key = base .. string.format('%d', b)
-  redis.call('HINCRBY', key, 'c', ARGV[2])
-  redis.call('HINCRBY', key, 'f', ARGV[3])
-  redis.call('HINCRBY', key, 's', ARGV[4])
-  redis.call('PEXPIRE', key, size * (n + 1))
+local function slot(bucket) return string.format('%d', bucket % n) end
+local function id(bucket) return gen .. ':' .. string.format('%d', bucket) end
+if tonumber(ARGV[1]) > 0 then
+  local k = slot(b)
+  if redis.call('HGET', KEYS[3], k .. ':id') ~= id(b) then
+    redis.call('HSET', KEYS[3], k .. ':id', id(b), k .. ':c', 0, k .. ':f', 0, k .. ':s', 0)
+  end
+  redis.call('HINCRBY', KEYS[3], k .. ':c', ARGV[1])
+  redis.call('HINCRBY', KEYS[3], k .. ':f', ARGV[2])
+  redis.call('HINCRBY', KEYS[3], k .. ':s', ARGV[3])
+  redis.call('PEXPIRE', KEYS[3], size * (n + 1))
 end
 local c, f, s = 0, 0, 0
 for i = 0, n - 1 do
-  local v = redis.call('HMGET', base .. string.format('%d', b - i), 'c', 'f', 's')
-  c = c + (tonumber(v[1]) or 0)
-  f = f + (tonumber(v[2]) or 0)
-  s = s + (tonumber(v[3]) or 0)
+  local k = slot(b - i)
+  local v = redis.call('HMGET', KEYS[3], k .. ':id', k .. ':c', k .. ':f', k .. ':s')
+  if v[1] == id(b - i) then
+    c = c + (tonumber(v[2]) or 0)
+    f = f + (tonumber(v[3]) or 0)
+    s = s + (tonumber(v[4]) or 0)
+  end
 end
 return {c, f, s, redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[1])}
 `;

@@ -72,7 +72,7 @@ describe.skipIf(noRedis)('Redis trouble under traffic', () => {
       'limiter key',
     );
     await until(
-      async () => (await client.keys('bulwark:cb:{faults}:b:*')).length > 0,
+      async () => (await client.exists('bulwark:cb:{faults}:w')) === 1,
       2_000,
       'breaker window',
     );
