@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { transformWithEsbuild, type Plugin } from 'vite';
-import { defineConfig } from 'vitest/config';
+import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
 
 /**
  * Vite 8 (used by vitest 4) transforms TypeScript with oxc, which does not lower
@@ -45,6 +45,29 @@ function esbuildTypeScript(): Plugin {
   };
 }
 
+/** The Redis suites again: on node-redis, and on a 3-master Redis Cluster (see test/redis/server.ts). */
+const redisProjects: TestProjectInlineConfiguration[] = [
+  {
+    extends: true,
+    test: {
+      name: 'redis:node-redis',
+      include: ['test/redis/**/*.test.ts'],
+      env: { BULWARK_REDIS_CLIENT: 'node-redis' },
+    },
+  },
+  {
+    extends: true,
+    test: {
+      name: 'redis:cluster',
+      include: ['test/redis/**/*.test.ts'],
+      env: { BULWARK_REDIS_CLUSTER: '1' },
+      // Starting (or restarting) a cluster and waiting for cluster_state:ok takes seconds.
+      testTimeout: 30_000,
+      hookTimeout: 120_000,
+    },
+  },
+];
+
 export default defineConfig({
   oxc: false,
   plugins: [esbuildTypeScript()],
@@ -60,6 +83,8 @@ export default defineConfig({
     // node-redis, then on a 3-master Redis Cluster that test/redis/server.ts starts (through ioredis
     // Cluster). One suite, parametrised by environment: see test/redis/server.ts.
     projects: [
+      // (The node-redis and cluster runs are CI's, .ci/run, or BULWARK_REDIS_ALL=1: locally, npm test
+      // runs the Redis suites once, on ioredis.)
       {
         extends: true,
         test: {
@@ -72,25 +97,9 @@ export default defineConfig({
           },
         },
       },
-      {
-        extends: true,
-        test: {
-          name: 'redis:node-redis',
-          include: ['test/redis/**/*.test.ts'],
-          env: { BULWARK_REDIS_CLIENT: 'node-redis' },
-        },
-      },
-      {
-        extends: true,
-        test: {
-          name: 'redis:cluster',
-          include: ['test/redis/**/*.test.ts'],
-          env: { BULWARK_REDIS_CLUSTER: '1' },
-          // Starting (or restarting) a cluster and waiting for cluster_state:ok takes seconds.
-          testTimeout: 30_000,
-          hookTimeout: 120_000,
-        },
-      },
+      ...(process.env.BULWARK_REQUIRE_REDIS === '1' || process.env.BULWARK_REDIS_ALL === '1'
+        ? redisProjects
+        : []),
     ],
     coverage: {
       provider: 'v8',
