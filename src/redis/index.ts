@@ -126,8 +126,11 @@ interface Subscription {
 
 /**
  * A {@link Store} on Redis, for `circuitBreaker`, `rateLimiter` and `cache` options of bulwark. Give it
- * an ioredis client made with `enableOfflineQueue: false` (a command fails at once while Redis is
- * unreachable, instead of piling up to run late) and a small `maxRetriesPerRequest`.
+ * an ioredis client (`Redis` or `Cluster`) made with `enableOfflineQueue: false` (a command fails at
+ * once while Redis is unreachable, instead of piling up to run late) and a small
+ * `maxRetriesPerRequest`, or a connected node-redis client (`createClient` or `createCluster`) made
+ * with `disableOfflineQueue: true`. On a Redis Cluster each policy's keys share one slot (its name is
+ * their hash tag).
  *
  * Circuit breakers get their messages on a second connection (`client.duplicate()`), opened with the
  * first breaker; {@link RedisStore.close} closes it. The client itself stays yours to close.
