@@ -39,10 +39,10 @@ export interface CacheOptions<A extends readonly unknown[] = unknown[]> {
   store?: Store;
   /**
    * With a store: single flight across the fleet. The process that misses a key first takes the key's
-   * lock in the store for this many ms and computes it; the others wait for its value, and compute
-   * themselves once they have waited this long (or when its holder died and the lock expired, one of
-   * them takes it). `0` turns fleet single flight off (it stays per process). The default value is
-   * `10_000`.
+   * lock in the store for this many ms and computes it; the others wait for its value while the lock
+   * lives (when its holder died or hangs and the lock expires, one of them takes it over), and compute
+   * themselves once they have waited twice this long. `0` turns fleet single flight off (it stays per
+   * process). The default value is `10_000`.
    */
   lockTimeout?: number;
   /**
@@ -271,7 +271,8 @@ export class Cache {
    * @internal reads a shared entry: its value, how old it is, and whether it is still fresh (the store
    * keeps it `ttl + staleIfError` ms, so what is left says both, with no clock shared between hosts).
    * With no fresh value it takes the key's lock, or, while another process holds it, polls for that
-   * process's value for up to `lockTimeout` ms. Nothing stored while the store is unavailable (a miss).
+   * process's value while the lock lives, `2 × lockTimeout` ms at most. Nothing stored while the store is
+   * unavailable (a miss).
    */
   async fetch(key: string): Promise<SharedLookup> {
     const health = this.health!;
@@ -279,20 +280,22 @@ export class Cache {
     const token = lockMs > 0 ? `${this.tokenBase}${++this.tokens}` : '';
     const lock = lockMs > 0 ? { ms: lockMs, token, staleFor: this.staleIfError } : undefined;
     const clock = this.clock ?? systemClock;
-    let waitUntil = -1;
+    let limit = -1;
     let delay = POLL_FIRST;
     for (;;) {
       if (!health.usable()) return NOTHING;
       const read = await guarded(health, () => this.shared!.get(key, lock));
       if (read === undefined) return NOTHING;
       const stored = this.decode(read.entry);
-      const joined = waitUntil >= 0;
+      const joined = limit >= 0;
       if (stored?.fresh === true || read.lock <= 0)
         return { stored, token: read.lock === 0 ? token : '', joined };
-      // Another process computes this key: wait for its value, `lockTimeout` ms at most in all.
+      // Another process computes this key: wait for its value while its lock lives (when the lock
+      // expires, its holder died or hangs: one waiter takes the lock over), `2 × lockTimeout` ms at most
+      // in all (a holder, then the one that took over from it).
       const now = clock.now();
-      if (waitUntil < 0) waitUntil = now + lockMs;
-      const left = waitUntil - now;
+      if (limit < 0) limit = now + 2 * lockMs;
+      const left = Math.min(limit, now + read.lock + POLL_MAX) - now;
       if (left <= 0) return { stored, token: '', joined: false };
       const ms = Math.min(delay, left, read.lock);
       await new Promise<void>((resolve) => clock.setTimer(resolve, ms));
