@@ -74,6 +74,28 @@ console.log(await fn());
     expect(run.code).toBe(0);
   });
 
+  it.each([
+    [
+      'with a listener attached (a timer per call)',
+      `fn.on(() => {});\nconsole.log(await fn.execute(waitForEvent));`,
+    ],
+    [
+      'with a caller signal (the slow path)',
+      `console.log(await fn.execute(waitForEvent, { signal: new AbortController().signal }));`,
+    ],
+  ])('so does one %s', async (_name, call) => {
+    const run = await runScript(
+      'waits-more.mjs',
+      `${header}
+const fn = resilient({ timeout: 500, fallback: 'gave up' });
+${call}
+`,
+    );
+    expect(run.stderr).toBe('');
+    expect(run.stdout.trim()).toBe('gave up');
+    expect(run.code).toBe(0);
+  });
+
   it('a script whose calls all settled exits without waiting for any of the library’s timers', async () => {
     // Ten minutes of timeout, cache ttl, breaker window and limiter interval: a process held by any of
     // them would be killed after 30 s (signal set, no exit code).

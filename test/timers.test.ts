@@ -7,7 +7,7 @@ import {
   systemClock,
   type Clock,
 } from '../src/clock.js';
-import { TimeoutError, resilient } from '../src/index.js';
+import { TimeoutError, backoff, bulkhead, resilient } from '../src/index.js';
 import { ManualClock } from './helpers/manual-clock.js';
 import { deferred, track } from './helpers/promises.js';
 
@@ -95,9 +95,42 @@ describe('setTimer (any duration on any clock)', () => {
 });
 
 describe('durations above 2³¹−1 ms through the pipeline', () => {
-  it.each<[string, 'plain' | 'listener' | 'signal']>([
+  it('a 30-day retryAfter is waited for, not retried at once', async () => {
+    const clock = nodeClock();
+    const fn = vi
+      .fn()
+      .mockRejectedValueOnce(Object.assign(new Error('busy'), { retryAfter: DAYS_30 }))
+      .mockResolvedValueOnce('ok');
+    const call = track(resilient(fn, { retry: { maxAttempts: 2 }, clock })());
+    await clock.advance(1_000);
+    expect(fn).toHaveBeenCalledTimes(1);
+    await clock.advance(DAYS_30 - 1_001);
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(call.status).toBe('pending');
+    await clock.advance(1);
+    expect(fn).toHaveBeenCalledTimes(2);
+    expect(call.value).toBe('ok');
+    expect(clock.overflows).toBe(0);
+  });
+
+  it('a 30-day backoff is slept in full', async () => {
+    const clock = nodeClock();
+    const fn = vi.fn().mockRejectedValueOnce(new Error('x')).mockResolvedValueOnce('ok');
+    const call = track(
+      resilient(fn, { retry: { maxAttempts: 2, backoff: backoff.constant(DAYS_30) }, clock })(),
+    );
+    await clock.advance(DAYS_30 - 1);
+    expect(fn).toHaveBeenCalledTimes(1);
+    await clock.advance(1);
+    expect(call.value).toBe('ok');
+    expect(clock.overflows).toBe(0);
+  });
+
+  it.each([
     ['without a listener (shared deadline queue)', 'plain'],
-  ])('timeout: 30 days times out after 30 days, %s', async (_name, mode) => {
+    ['with a listener (a timer per call)', 'listener'],
+    ['with a signal (the slow path)', 'signal'],
+  ] as const)('timeout: 30 days times out after 30 days, %s', async (_name, mode) => {
     const clock = nodeClock();
     const policy = resilient({ timeout: DAYS_30, clock });
     if (mode === 'listener') policy.on(() => {});
@@ -123,6 +156,23 @@ describe('durations above 2³¹−1 ms through the pipeline', () => {
     expect(call.status).toBe('pending');
     await clock.advance(1);
     expect(call.reason).toBeInstanceOf(TimeoutError);
+    expect(clock.overflows).toBe(0);
+  });
+
+  it('a bulkhead queueTimeout of 30 days waits 30 days', async () => {
+    const clock = nodeClock();
+    const pool = bulkhead({ maxConcurrent: 1, maxQueue: 1, queueTimeout: DAYS_30 });
+    const gate = deferred<string>();
+    const fn = resilient(() => gate.promise, { bulkhead: pool, clock });
+    const first = track(fn());
+    const queued = track(fn());
+    await clock.advance(DAYS_30 - 1);
+    expect(queued.status).toBe('pending');
+    await clock.advance(1);
+    expect(queued.status).toBe('rejected');
+    gate.resolve('done');
+    await clock.advance(0);
+    expect(first.value).toBe('done');
     expect(clock.overflows).toBe(0);
   });
 
@@ -173,6 +223,19 @@ describe('timers a call waits on keep the process alive; nothing else does', () 
     expect(clock.pending({ refOnly: true })).toBe(1);
     await clock.advance(500);
     expect(call.value).toBe('gave up');
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('with a listener, each waiting call’s own timer is ref’d and cleared when it settles', async () => {
+    const clock = nodeClock();
+    const gate = deferred<string>();
+    const fn = resilient(() => gate.promise, { timeout: 500, clock });
+    fn.on(() => {});
+    const call = track(fn());
+    expect(clock.pending({ refOnly: true })).toBe(1);
+    gate.resolve('ok');
+    await clock.advance(0);
+    expect(call.value).toBe('ok');
     expect(clock.pending()).toBe(0);
   });
 

@@ -1,3 +1,4 @@
+import { clearTimer, setTimer } from '../clock.js';
 import type { Emitter, RejectionReason } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
 import type { CacheEntry } from '../policies/cache.js';
@@ -274,7 +275,8 @@ export abstract class FastPath extends SlowPath {
     if (this.listening()) {
       // A listener (OpenTelemetry, say) reads the async context of the events it gets: the timeout
       // event must fire in this call's context, not in that of the call that armed the shared timer.
-      c.timer = this.clock.setTimer(c.onExpired, this.firstTimeout, true);
+      // The call waits on it: it keeps the process alive until it is cleared.
+      c.timer = setTimer(this.clock, c.onExpired, this.firstTimeout);
     } else {
       deadlines.push(c);
     }
@@ -415,7 +417,7 @@ export abstract class FastPath extends SlowPath {
 
   private stopTimer(c: Call): void {
     if (c.timer === undefined) return this.deadlines?.remove(c);
-    this.clock.clearTimer(c.timer);
+    clearTimer(this.clock, c.timer);
     c.timer = undefined;
   }
 

@@ -1,4 +1,5 @@
 /* eslint-disable no-restricted-syntax -- slow path: runs only when a call fails, waits or carries a signal */
+import { clearTimer, setTimer } from '../clock.js';
 import type { Emitter } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Bulkhead, BulkheadWaiter } from '../policies/bulkhead.js';
@@ -349,12 +350,13 @@ export abstract class SlowPath extends Stages {
       const finish = (): boolean => {
         if (settled) return false;
         settled = true;
-        if (timer !== undefined) this.clock.clearTimer(timer);
+        if (timer !== undefined) clearTimer(this.clock, timer);
         flow.onAbort = undefined;
         return true;
       };
       if (limit !== Infinity) {
-        timer = this.clock.setTimer(
+        timer = setTimer(
+          this.clock,
           () => {
             timer = undefined;
             if (!finish()) return;
@@ -424,12 +426,16 @@ export abstract class SlowPath extends Stages {
   /** Waits `ms`, or rejects at once with the caller's abort reason. */
   private sleep(flow: Flow, ms: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const timer = this.clock.setTimer(() => {
-        flow.onAbort = undefined;
-        resolve();
-      }, ms);
+      const timer = setTimer(
+        this.clock,
+        () => {
+          flow.onAbort = undefined;
+          resolve();
+        },
+        ms,
+      );
       flow.whenAborted((reason) => {
-        this.clock.clearTimer(timer);
+        clearTimer(this.clock, timer);
         reject(reason);
       });
     });
@@ -441,7 +447,7 @@ export abstract class SlowPath extends Stages {
       let timer: unknown = undefined;
       const waiter: BulkheadWaiter = {
         grant: () => {
-          if (timer !== undefined) this.clock.clearTimer(timer);
+          if (timer !== undefined) clearTimer(this.clock, timer);
           flow.onAbort = undefined;
           resolve();
         },
@@ -454,20 +460,24 @@ export abstract class SlowPath extends Stages {
       const remaining = flow.deadline - this.clock.now();
       const limit = Math.min(bulkhead.queueTimeout, remaining);
       if (limit !== Infinity) {
-        timer = this.clock.setTimer(() => {
-          if (!bulkhead.dequeue(waiter)) return;
-          flow.onAbort = undefined;
-          if (bulkhead.queueTimeout <= remaining) {
-            bulkhead.countRejection();
-            reject(this.rejection('bulkheadQueueTimeout', 0));
-          } else {
-            reject(this.timeoutError(this.totalTimeout, 'total'));
-          }
-        }, limit);
+        timer = setTimer(
+          this.clock,
+          () => {
+            if (!bulkhead.dequeue(waiter)) return;
+            flow.onAbort = undefined;
+            if (bulkhead.queueTimeout <= remaining) {
+              bulkhead.countRejection();
+              reject(this.rejection('bulkheadQueueTimeout', 0));
+            } else {
+              reject(this.timeoutError(this.totalTimeout, 'total'));
+            }
+          },
+          limit,
+        );
       }
       flow.whenAborted((reason) => {
         bulkhead.dequeue(waiter);
-        if (timer !== undefined) this.clock.clearTimer(timer);
+        if (timer !== undefined) clearTimer(this.clock, timer);
         reject(reason);
       });
     });
