@@ -101,7 +101,9 @@ describe('durations above 2³¹−1 ms through the pipeline', () => {
       .fn()
       .mockRejectedValueOnce(Object.assign(new Error('busy'), { retryAfter: DAYS_30 }))
       .mockResolvedValueOnce('ok');
-    const call = track(resilient(fn, { retry: { maxAttempts: 2, maxRetryAfter: DAYS_30 }, clock })());
+    const call = track(
+      resilient(fn, { retry: { maxAttempts: 2, maxRetryAfter: DAYS_30 }, clock })(),
+    );
     await clock.advance(1_000);
     expect(fn).toHaveBeenCalledTimes(1);
     await clock.advance(DAYS_30 - 1_001);
@@ -289,9 +291,12 @@ describe('the system clock on real time', () => {
         Promise.reject(Object.assign(new Error('busy'), { retryAfter: DAYS_30 })),
       );
       const retried = track(
-        resilient({ retry: { maxAttempts: 2, maxRetryAfter: DAYS_30 }, timeout: DAYS_30 }).execute(fn, {
-          signal: controller.signal,
-        }),
+        resilient({ retry: { maxAttempts: 2, maxRetryAfter: DAYS_30 }, timeout: DAYS_30 }).execute(
+          fn,
+          {
+            signal: controller.signal,
+          },
+        ),
       );
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(timed.status).toBe('pending');
