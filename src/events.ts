@@ -46,6 +46,15 @@ export type ResilienceEvent =
   | { readonly type: 'circuitStateRestored'; readonly state: CircuitState }
   | { readonly type: 'rateLimitWaited'; readonly wait: number }
   | { readonly type: 'bulkheadQueued'; readonly queued: number }
+  | {
+      readonly type: 'concurrencyLimitChanged';
+      readonly limit: number;
+      readonly previous: number;
+      /** The no-load latency in ms measured by the last probe (NaN before the first). */
+      readonly noLoadLatency: number;
+      /** True when the limit dropped to `minLimit` for a latency probe. */
+      readonly probing: boolean;
+    }
   | { readonly type: 'cacheHit'; readonly key: unknown }
   | { readonly type: 'cacheMiss'; readonly key: unknown }
   | { readonly type: 'cacheJoined'; readonly key: unknown }
