@@ -135,11 +135,12 @@ export class Bulkhead {
   }
 
   /**
-   * @internal frees the slot of an adaptive bulkhead's call that took it at `start` and finished at
+   * @internal frees the slot of a call that took it at `start` and finished at
    * `now` (`timedOut`: its attempt timed out), and moves the limit.
    */
   complete(start: number, now: number, timedOut: boolean): void {
-    const adaptive = this.adaptive!;
+    const adaptive = this.adaptive;
+    if (adaptive === undefined) return this.release();
     const previous = this.limit;
     if (adaptive.sample(start, now, timedOut)) {
       this.limit = adaptive.limit;

@@ -57,7 +57,11 @@ export function resolvePercentile(
   const percentile = valid ? raw : Number.NaN;
   const min = problems.number(`${path}.min`, o.min, 0, { min: 0 });
   if (maxRequired && o.max === undefined)
-    problems.add(`${path}.max`, undefined, 'a number of ms (used until enough latencies are known)');
+    problems.add(
+      `${path}.max`,
+      undefined,
+      'a number of ms (used until enough latencies are known)',
+    );
   const max = problems.number(`${path}.max`, o.max, Infinity, {
     min: 0,
     exclusiveMin: true,
