@@ -37,7 +37,9 @@ export type {
 } from './events.js';
 export { retryBudget, RetryBudget } from './policies/retry.js';
 export type { RetryBudgetOptions, RetryOptions } from './policies/retry.js';
-export type { TimeoutOptions } from './policies/timeout.js';
+export type { LatencyTimeout, TimeoutOptions } from './policies/timeout.js';
+export type { HedgeOptions, LatencyPercentile } from './policies/hedge.js';
+export type { AdaptiveAlgorithm, AdaptiveOptions } from './policies/adaptive.js';
 export type { FallbackOption } from './policies/fallback.js';
 export { circuitBreaker, CircuitBreaker } from './policies/circuit-breaker.js';
 export type {

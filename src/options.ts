@@ -3,6 +3,7 @@ import { Problems } from './core/validate.js';
 import { Bulkhead, type BulkheadOptions } from './policies/bulkhead.js';
 import { Cache, type CacheOptions } from './policies/cache.js';
 import { CircuitBreaker, isClock, type CircuitBreakerOptions } from './policies/circuit-breaker.js';
+import { resolveHedge, type HedgeOptions, type ResolvedHedge } from './policies/hedge.js';
 import {
   resolveFallback,
   type FallbackOption,
@@ -16,13 +17,18 @@ import { resolveTimeout, type ResolvedTimeout, type TimeoutOptions } from './pol
  * Options of {@link resilient}. Every stage is optional; a stage that is not configured is not built in
  * and costs nothing. The stages always run in this order, outermost first:
  *
- *     fallback → cache → retry → circuit breaker → rate limiter → bulkhead → timeout → fn
+ *     fallback → cache → retry → hedge → circuit breaker → rate limiter → bulkhead → timeout → fn
  */
 export interface ResilientOptions<A extends readonly unknown[] = unknown[], F = never> {
   /** Retry failed attempts: `true` for the defaults. The default value is no retry. */
   retry?: boolean | RetryOptions;
   /** A per-attempt limit in ms, or `{ attempt, total }`. The default value is no timeout. */
   timeout?: number | TimeoutOptions;
+  /**
+   * Start another attempt in parallel when one is slow, `{ delay, maxHedgedAttempts }`; the first success
+   * wins and the others are aborted. Each retry attempt is such a race. The default value is no hedging.
+   */
+  hedge?: HedgeOptions;
   /** A value or `(error, ...args) => value` used when everything else failed. The default value is none. */
   fallback?: FallbackOption<A, F> | undefined;
   /**
@@ -64,6 +70,7 @@ export type { FallbackOption };
 export const OPTION_KEYS = [
   'retry',
   'timeout',
+  'hedge',
   'fallback',
   'circuitBreaker',
   'rateLimiter',
@@ -81,6 +88,7 @@ export interface ResolvedOptions {
   readonly name: string | undefined;
   readonly retry: ResolvedRetry | undefined;
   readonly timeout: ResolvedTimeout | undefined;
+  readonly hedge: ResolvedHedge | undefined;
   readonly fallback: ResolvedFallback | undefined;
   readonly breaker: CircuitBreaker | undefined;
   readonly limiter: RateLimiter | undefined;
@@ -102,6 +110,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   // problem naming the option.
   const retry = problems.guard('retry', () => resolveRetry(o.retry, problems), undefined);
   const timeout = problems.guard('timeout', () => resolveTimeout(o.timeout, problems), undefined);
+  const hedge = problems.guard('hedge', () => resolveHedge(o.hedge, problems), undefined);
   const fallback = resolveFallback(o.fallback);
 
   const breaker = stage(
@@ -179,6 +188,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     name: typeof o.name === 'string' ? o.name : undefined,
     retry,
     timeout,
+    hedge,
     fallback,
     breaker,
     limiter,

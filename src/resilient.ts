@@ -5,6 +5,7 @@ import { decorate, isDecoratorCall } from './decorator.js';
 import { Emitter, type Listener, type Unsubscribe } from './events.js';
 import { resolveOptions, type ResilientOptions, type ResolvedOptions } from './options.js';
 import { describeFallback } from './policies/fallback.js';
+import { describeHedge } from './policies/hedge.js';
 import { describeRetry } from './policies/retry.js';
 import type { Bulkhead } from './policies/bulkhead.js';
 import type { Cache } from './policies/cache.js';
@@ -245,9 +246,13 @@ export function subscribe(
   const offLimiter =
     resolved.limiter?.shared === undefined ? undefined : resolved.limiter.on(listener);
   const offCache = cache?.shared === undefined ? undefined : cache.on(listener);
+  // An adaptive bulkhead's limit changes.
+  const offBulkhead =
+    resolved.bulkhead?.adaptive === undefined ? undefined : resolved.bulkhead.on(listener);
   return () => {
     offPipeline();
     offBreaker?.();
+    offBulkhead?.();
     offLimiter?.();
     offCache?.();
   };
@@ -258,6 +263,7 @@ const ORDER = [
   'cache',
   'deadline',
   'retry',
+  'hedge',
   'circuitBreaker',
   'rateLimiter',
   'bulkhead',
@@ -284,7 +290,9 @@ export function describePipeline(
   const order: readonly string[] =
     kind === 'async'
       ? ORDER
-      : ORDER.filter((s) => s !== 'deadline' && s !== 'bulkhead' && s !== 'timeout');
+      : ORDER.filter(
+          (s) => s !== 'deadline' && s !== 'hedge' && s !== 'bulkhead' && s !== 'timeout',
+        );
   const retry = resolved.retry
     ? on({
         ...describeRetry(resolved.retry),
@@ -300,10 +308,17 @@ export function describePipeline(
         : off('cache'),
     total === Infinity ? off('deadline') : on({ stage: 'deadline', total }),
     retry,
+    resolved.hedge ? on(describeHedge(resolved.hedge)) : off('hedge'),
     resolved.breaker ? on(resolved.breaker.describe()) : off('circuitBreaker'),
     resolved.limiter ? on(resolved.limiter.describe()) : off('rateLimiter'),
     resolved.bulkhead ? on(resolved.bulkhead.describe()) : off('bulkhead'),
-    attempt === Infinity ? off('timeout') : on({ stage: 'timeout', attempt }),
+    attempt === Infinity
+      ? off('timeout')
+      : on(
+          resolved.timeout?.latency === undefined
+            ? { stage: 'timeout', attempt }
+            : { stage: 'timeout', attempt: { ...resolved.timeout.latency } },
+        ),
   ].filter((stage) => order.includes(stage.stage));
   return {
     name: resolved.name,

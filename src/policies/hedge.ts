@@ -101,3 +101,14 @@ export function resolveHedge(value: unknown, problems: Problems): ResolvedHedge 
   if (p === undefined) return undefined;
   return { delay: Number.NaN, ...p, maxHedgedAttempts };
 }
+
+/** @internal what `describe()` shows of hedging. */
+export function describeHedge(h: ResolvedHedge): Record<string, unknown> {
+  return {
+    stage: 'hedge',
+    delay: Number.isNaN(h.delay)
+      ? { percentile: h.percentile, min: h.min, max: h.max === Infinity ? 'none' : h.max }
+      : h.delay,
+    maxHedgedAttempts: h.maxHedgedAttempts,
+  };
+}
