@@ -95,7 +95,7 @@ const HEDGE_CASES = [
     id: 'retry',
     label: 'retry with a 10 ms attempt timeout (2 attempts)',
     make: (d) => {
-      const policy = resilient({ timeout: 10, retry: { maxAttempts: 2, backoff: 0 } });
+      const policy = resilient({ timeout: 10, retry: { maxAttempts: 2, backoff: () => 0 } });
       return () => policy.execute(({ signal }) => d.call(signal));
     },
   },
@@ -220,7 +220,7 @@ async function adaptive() {
         downstream.measuring = true;
         completedAtHalf = downstream.completed;
       }
-      if (pool !== undefined) limits.push(pool.stats().limit);
+      if (pool !== undefined) limits.push(pool.stats().limit ?? pool.maxConcurrent);
     }, 10);
     const callers = Array.from({ length: CALLERS }, async () => {
       while (performance.now() < end) await call();

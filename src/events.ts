@@ -30,6 +30,14 @@ export type ResilienceEvent =
       readonly remaining: number;
       readonly error: unknown;
     }
+  | {
+      readonly type: 'attemptHedged';
+      readonly attempt: number;
+      /** 1 for the first hedged attempt (the second call in flight), 2 for the next. */
+      readonly hedge: number;
+      /** `slow`: the hedge delay passed; `failed`: every attempt in flight had failed. */
+      readonly reason: 'slow' | 'failed';
+    }
   | { readonly type: 'timedOut'; readonly timeout: number; readonly scope: 'attempt' | 'total' }
   | { readonly type: 'fallbackUsed'; readonly error: unknown }
   | { readonly type: 'callRejected'; readonly reason: RejectionReason; readonly retryAfter: number }

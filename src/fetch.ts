@@ -1,4 +1,5 @@
 import { Problems } from './core/validate.js';
+import { doNotHedge } from './core/slow-path.js';
 import type { AttemptContext } from './core/attempt.js';
 import { TimeoutError } from './errors.js';
 import type { Listener, ResilienceEvent, Unsubscribe } from './events.js';
@@ -347,6 +348,8 @@ export function resilientFetch(options: ResilientFetchOptions = {}): ResilientFe
       if (!repeatable) first = outcome;
       return outcome;
     };
+    // Never hedged: a second send in parallel is a second send.
+    if (!repeatable) doNotHedge(task);
 
     return p
       .execute<Promise<Response>>(

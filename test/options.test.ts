@@ -156,7 +156,7 @@ describe('options validation: one TypeError at wrap time', () => {
 
   it('an unknown key far from every known one gets no suggestion, but the list of known options', () => {
     expect(problems({ xyzzy: 1 })).toBe(
-      'Invalid bulwark options:\n  - Unknown option `xyzzy`; known options: retry, timeout, fallback, circuitBreaker, rateLimiter, bulkhead, cache, signal, clock, random, stackTraces, name',
+      'Invalid bulwark options:\n  - Unknown option `xyzzy`; known options: retry, timeout, hedge, fallback, circuitBreaker, rateLimiter, bulkhead, cache, signal, clock, random, stackTraces, name',
     );
     expect(problems({ retry: { zzz: 1 } })).toBe(
       'Invalid bulwark options:\n  - Unknown option `retry.zzz`; known options: maxAttempts, backoff, retryOn, retryOnResult, budget, maxRetryAfter',
@@ -173,7 +173,7 @@ describe('options validation: one TypeError at wrap time', () => {
     });
     expect(message.split('\n')).toEqual([
       'Invalid bulwark options:',
-      '  - Unknown option `retyr` (did you mean `retry`?); known options: retry, timeout, fallback, circuitBreaker, rateLimiter, bulkhead, cache, signal, clock, random, stackTraces, name',
+      '  - Unknown option `retyr` (did you mean `retry`?); known options: retry, timeout, hedge, fallback, circuitBreaker, rateLimiter, bulkhead, cache, signal, clock, random, stackTraces, name',
       '  - Expected `retry.maxAttempts` to be an integer >= 1, got `0` (number)',
       '  - Expected `retry.backoff` to be a function, got `5` (number)',
       '  - Expected `retry.retryOn` to be a function, got `"yes"` (string)',

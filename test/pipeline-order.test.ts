@@ -26,6 +26,7 @@ describe('describe().order', () => {
       'cache',
       'deadline',
       'retry',
+      'hedge',
       'circuitBreaker',
       'rateLimiter',
       'bulkhead',

@@ -174,7 +174,7 @@ export abstract class FastPath extends SlowPath {
     signal: AbortSignal | undefined,
     entry: CacheEntry | undefined,
   ): Promise<unknown> {
-    if (signal !== undefined || this.signal !== undefined) {
+    if (signal !== undefined || this.alwaysSlow) {
       const now = this.clock.now();
       this.budget?.recordCall(now);
       return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, signal);

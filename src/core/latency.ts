@@ -33,6 +33,15 @@ export class LatencyWindow {
   }
 
   /**
+   * Adds a latency known only to be at least `ms` (an attempt that timed out), and has the next answer
+   * computed afresh: a slowdown moves the percentiles at once instead of after the next 32 samples.
+   */
+  recordAtLeast(ms: number): void {
+    this.record(ms);
+    this.stale = LATENCY_REFRESH;
+  }
+
+  /**
    * The `q`-th percentile (0 < q < 1) of the window, or `NaN` while the window holds fewer than
    * {@link samplesFor}`(q)` samples.
    */

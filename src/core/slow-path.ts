@@ -4,8 +4,11 @@ import type { Emitter } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Bulkhead, BulkheadWaiter } from '../policies/bulkhead.js';
 import { ASK_STORE } from '../policies/circuit-breaker.js';
+import type { ResolvedHedge } from '../policies/hedge.js';
+import type { ResolvedLatencyTimeout } from '../policies/timeout.js';
 import { Attempt } from './attempt.js';
 import { run, toPromise, type AnyFunction, type Task } from './call.js';
+import { LatencyWindow } from './latency.js';
 import { Stages } from './stages.js';
 
 /**
@@ -14,6 +17,17 @@ import { Stages } from './stages.js';
  * failed and is retried, when it must wait, or when it carries a signal; the fast path (fast-path.ts)
  * hands it what it knows so far.
  */
+
+/**
+ * Tasks that must not be hedged (a request `resilientFetch` must not repeat): their calls run one attempt
+ * at a time even when the pipeline hedges.
+ */
+const unhedged = new WeakSet<Task>();
+
+/** @internal marks `task` as work that is never hedged. */
+export function doNotHedge(task: Task): void {
+  unhedged.add(task);
+}
 
 /** What the slow path is handed from the fast path: nothing yet, an error, or a result. */
 export const NOTHING = 0;
@@ -116,6 +130,16 @@ export abstract class SlowPath extends Stages {
   readonly totalTimeout: number;
   readonly bulkhead: Bulkhead | undefined;
   readonly signal: AbortSignal | undefined;
+  readonly hedge: ResolvedHedge | undefined;
+  /** A latency-percentile attempt timeout. */
+  readonly latencyTimeout: ResolvedLatencyTimeout | undefined;
+  /** Recent successful attempt latencies, kept when a hedge delay or a timeout follows them. */
+  readonly latency: LatencyWindow | undefined;
+  /**
+   * True when every call takes the slow path: a long-lived signal, hedging, a latency timeout or an
+   * adaptive bulkhead (which needs each call's duration).
+   */
+  protected readonly alwaysSlow: boolean;
   /** True when this pipeline applies the fallback itself (no cache stage in front of it). */
   protected readonly fallbackHere: boolean;
   private readonly releaseSlot: () => void;
@@ -130,6 +154,18 @@ export abstract class SlowPath extends Stages {
     this.totalTimeout = options.timeout?.total ?? Infinity;
     this.bulkhead = options.bulkhead;
     this.signal = options.signal;
+    this.hedge = options.hedge;
+    this.latencyTimeout = options.timeout?.latency;
+    this.latency =
+      this.latencyTimeout !== undefined ||
+      (this.hedge !== undefined && Number.isNaN(this.hedge.delay))
+        ? new LatencyWindow()
+        : undefined;
+    this.alwaysSlow =
+      this.signal !== undefined ||
+      this.hedge !== undefined ||
+      this.latencyTimeout !== undefined ||
+      this.bulkhead?.adaptive !== undefined;
     // The fallback runs here only when there is no cache: with a cache, the cache stage sees the failure
     // first (to serve a stale value) and applies the fallback itself. `execute` (no `fn`) skips the
     // cache stage, so its pipeline always applies the fallback here.
@@ -196,7 +232,10 @@ export abstract class SlowPath extends Stages {
       if (pending === NOTHING) {
         if (flow.aborted) throw flow.reason;
         try {
-          value = await this.attemptSlow(flow, attempt);
+          value = await (this.hedge === undefined ||
+          (flow.task !== undefined && unhedged.has(flow.task))
+            ? this.attemptSlow(flow, attempt)
+            : this.hedged(flow, attempt, this.hedge));
           pending = RESULT;
         } catch (error) {
           value = error;
@@ -339,11 +378,19 @@ export abstract class SlowPath extends Stages {
             flow.task,
             context,
           );
-    if (this.bulkhead !== undefined) promise.then(this.releaseSlot, this.releaseSlot);
     const remaining = flow.deadline - start;
-    const limit = Math.min(this.attemptTimeout, remaining);
-    const scope = this.attemptTimeout <= remaining ? 'attempt' : 'total';
+    const attemptTimeout = this.currentAttemptTimeout();
+    const limit = Math.min(attemptTimeout, remaining);
+    const scope = attemptTimeout <= remaining ? 'attempt' : 'total';
     const breaker = this.breaker;
+    const latency = this.latency;
+    let timedOut = false;
+    const bulkhead = this.bulkhead;
+    if (bulkhead?.adaptive !== undefined) {
+      // The adaptive limit learns from how long `fn` really took, a timed-out call included.
+      const complete = (): void => bulkhead.complete(start, this.clock.now(), timedOut);
+      promise.then(complete, complete);
+    } else if (bulkhead !== undefined) promise.then(this.releaseSlot, this.releaseSlot);
     return new Promise((resolve, reject) => {
       let settled = false;
       let timer: unknown = undefined;
@@ -360,6 +407,11 @@ export abstract class SlowPath extends Stages {
           () => {
             timer = undefined;
             if (!finish()) return;
+            timedOut = true;
+            // A latency timeout counts a timed-out attempt as a sample at its limit: a downstream that
+            // slows down as a whole raises the timeout instead of failing every call.
+            if (scope === 'attempt' && this.latencyTimeout !== undefined)
+              latency!.recordAtLeast(limit);
             const error = this.timeoutError(limit, scope);
             context?.abort(error);
             breaker?.recordFailure(permit, start, error);
@@ -378,6 +430,7 @@ export abstract class SlowPath extends Stages {
         (value) => {
           if (!finish()) return;
           breaker?.recordSuccess(permit, start);
+          latency?.record(this.clock.now() - start);
           resolve(value);
         },
         (error: unknown) => {
@@ -420,6 +473,112 @@ export abstract class SlowPath extends Stages {
         done = true;
         reject(reason);
       });
+    });
+  }
+
+  /** The attempt timeout of an attempt that starts now: fixed, or following the observed latency. */
+  protected currentAttemptTimeout(): number {
+    const l = this.latencyTimeout;
+    if (l === undefined) return this.attemptTimeout;
+    const p = this.latency!.percentile(l.percentile);
+    return Number.isNaN(p) ? l.max : Math.min(l.max, Math.max(l.min, p * l.multiplier));
+  }
+
+  /** How long a hedged attempt runs alone before the next one starts. */
+  private hedgeDelay(hedge: ResolvedHedge): number {
+    if (!Number.isNaN(hedge.delay)) return hedge.delay;
+    const p = this.latency!.percentile(hedge.percentile);
+    return Number.isNaN(p) ? hedge.max : Math.min(hedge.max, Math.max(hedge.min, p));
+  }
+
+  /**
+   * One retry attempt as a race of hedged attempts: the first starts now; the next after the hedge delay,
+   * or at once when every running attempt failed. The first success wins and the others are aborted;
+   * when every attempt failed, the last failure is the outcome.
+   */
+  private hedged(flow: Flow, attempt: number, hedge: ResolvedHedge): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const attempts: Flow[] = [];
+      let failed = 0;
+      let settled = false;
+      let exhausted = false;
+      let lastError: unknown = undefined;
+      let timer: unknown = undefined;
+      const stopTimer = (): void => {
+        if (timer === undefined) return;
+        this.clock.clearTimer(timer);
+        timer = undefined;
+      };
+      const settle = (): boolean => {
+        if (settled) return false;
+        settled = true;
+        stopTimer();
+        flow.onAbort = undefined;
+        return true;
+      };
+      const abortOthers = (winner: Flow | undefined, reason: unknown): void => {
+        for (const other of attempts) if (other !== winner) other.abort(reason);
+      };
+      /** Starts the next attempt; false when none may start (limit, deadline or budget). */
+      const launch = (reason: 'slow' | 'failed'): boolean => {
+        const index = attempts.length;
+        if (index > hedge.maxHedgedAttempts) return false;
+        if (index > 0) {
+          const now = this.clock.now();
+          if (now >= flow.deadline) return false;
+          const budget = this.retry?.budget;
+          if (budget !== undefined && !budget.tryRetry(now)) {
+            if (this.listening())
+              this.emit({ type: 'retryBudgetExhausted', attempt, error: lastError });
+            return false;
+          }
+          if (this.listening()) this.emit({ type: 'attemptHedged', attempt, hedge: index, reason });
+        }
+        const child = new Flow(flow.thisArg, flow.args, flow.task, flow.start, 0);
+        child.deadline = flow.deadline;
+        attempts.push(child);
+        if (index < hedge.maxHedgedAttempts) {
+          const delay = this.hedgeDelay(hedge);
+          if (delay !== Infinity) {
+            timer = this.clock.setTimer(
+              () => {
+                timer = undefined;
+                if (!settled && !launch('slow')) exhausted = true;
+              },
+              Math.max(0, delay),
+            );
+          }
+        }
+        this.attemptSlow(child, attempt).then(
+          (value) => {
+            if (!settle()) return;
+            if (attempts.length > 1)
+              abortOthers(
+                child,
+                new DOMException('Another hedged attempt succeeded first', 'AbortError'),
+              );
+            resolve(value);
+          },
+          (error: unknown) => {
+            if (settled) return;
+            failed++;
+            lastError = error;
+            if (failed < attempts.length) return;
+            // Every attempt so far failed: the next starts at once, if one may.
+            stopTimer();
+            if (!exhausted && !flow.aborted && launch('failed')) return;
+            exhausted = true;
+            if (settle()) reject(lastError);
+          },
+        );
+        return true;
+      };
+      flow.whenAborted((reason) => {
+        if (!settle()) return;
+        abortOthers(undefined, reason);
+        reject(reason);
+      });
+      if (!settled) launch('slow');
     });
   }
 

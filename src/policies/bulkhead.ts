@@ -179,13 +179,10 @@ export class Bulkhead {
     this.rejected++;
   }
 
-  stats(): { inFlight: number; queued: number; rejected: number; limit: number } {
-    return {
-      inFlight: this.inFlight,
-      queued: this.queue.length,
-      rejected: this.rejected,
-      limit: this.limit,
-    };
+  /** `limit` (the adaptive limit now) only when the bulkhead is adaptive. */
+  stats(): { inFlight: number; queued: number; rejected: number; limit?: number } {
+    const stats = { inFlight: this.inFlight, queued: this.queue.length, rejected: this.rejected };
+    return this.adaptive === undefined ? stats : { ...stats, limit: this.limit };
   }
 
   describe(): Record<string, unknown> {

@@ -66,7 +66,6 @@ export function resolveTimeout(value: unknown, problems: Problems): ResolvedTime
     problems.add('timeout', value, 'an object with `attempt`, `total` or both');
     return undefined;
   }
-  const total = problems.number('timeout.total', o.total, Infinity, rule);
   if (typeof o.attempt === 'object' && o.attempt !== null) {
     const attempt = o.attempt as Record<string, unknown>;
     const p = resolvePercentile(
@@ -80,11 +79,12 @@ export function resolveTimeout(value: unknown, problems: Problems): ResolvedTime
       min: 0,
       exclusiveMin: true,
     });
+    const total = problems.number('timeout.total', o.total, Infinity, rule);
     if (p === undefined) return undefined;
     return { attempt: p.max, total, latency: { ...p, multiplier } };
   }
   return {
     attempt: problems.number('timeout.attempt', o.attempt, Infinity, rule),
-    total,
+    total: problems.number('timeout.total', o.total, Infinity, rule),
   };
 }
