@@ -36,7 +36,7 @@ export const ADAPTIVE_DEFAULTS = Object.freeze({
 });
 
 /** Samples a probe collects (calls that started during the probe) before it sets the no-load latency. */
-export const PROBE_SAMPLES = 25;
+export const PROBE_SAMPLES = 50;
 /** Smoothing of Gradient2's limit: the weight of a new estimate. */
 const SMOOTHING = 0.2;
 /** AIMD's decrease factor. */
@@ -136,7 +136,7 @@ export function resolveAdaptive(
  *   it, Gradient2 compares latency with its own long-term average, which under sustained overload drifts up
  *   to the overloaded latency: started high, the limit never comes down.
  * - **gradient2**: `gradient = clamp(tolerance × noLoad / latency, 0.5, 1)`,
- *   `limit ← 0.8 × limit + 0.2 × (limit × gradient + √limit / 2)`: the √limit / 2 allowance lets the limit grow
+ *   `limit ← 0.8 × limit + 0.2 × (limit × gradient + √limit / 4)`: the √limit / 4 allowance lets the limit grow
  *   while latency stays at its no-load value, and settles it where the queue it causes costs that much.
  * - **aimd**: `limit ← limit + 1` while the window's median latency stays within `tolerance × noLoad` and
  *   no call timed out; `limit ← limit × 0.9` otherwise.
@@ -213,7 +213,7 @@ export class AdaptiveLimit {
         0.5,
         Math.min(1, current > 0 ? (tolerance * this.noLoadLatency) / current : 1),
       );
-      next = this.estimate * gradient + Math.sqrt(this.estimate) / 2;
+      next = this.estimate * gradient + Math.sqrt(this.estimate) / 4;
       next = this.estimate * (1 - SMOOTHING) + next * SMOOTHING;
       if (!busy && next > this.estimate) next = this.estimate;
     }
