@@ -24,7 +24,7 @@ describe('resilientFetch with hedge', () => {
     expect(f.sent).toHaveLength(2);
     f.sent[1]!.answer(new Response('second'));
     await clock.advance(0);
-    expect(await (call.value as Response).text()).toBe('second');
+    expect(await call.value!.text()).toBe('second');
     expect(f.sent[0]!.signal.aborted).toBe(true);
   });
 
@@ -45,7 +45,7 @@ describe('resilientFetch with hedge', () => {
     expect(f.sent.map((s) => s.method)).toEqual(['POST']);
     f.sent[0]!.answer(new Response('created', { status: 201 }));
     await clock.advance(0);
-    expect((post.value as Response).status).toBe(201);
+    expect(post.value!.status).toBe(201);
     const stream = new ReadableStream({
       start(controller) {
         controller.enqueue(new TextEncoder().encode('x'));
@@ -56,7 +56,7 @@ describe('resilientFetch with hedge', () => {
       method: 'PUT',
       body: stream,
       duplex: 'half',
-    } as RequestInit);
+    });
     await clock.advance(10_000);
     expect(f.sent.map((s) => s.method)).toEqual(['POST', 'PUT']);
     // Not even a second attempt that would wait on the first send (holding a breaker permit and a slot).

@@ -21,7 +21,10 @@ export class LatencyWindow {
   size = 0;
   /** Samples recorded since the percentiles were last computed. */
   private stale = 0;
+  // Made once per window, at wrap time.
+  // eslint-disable-next-line no-restricted-syntax
   private readonly quantiles: number[] = [];
+  // eslint-disable-next-line no-restricted-syntax
   private readonly values: number[] = [];
 
   /** Adds one latency in ms. */

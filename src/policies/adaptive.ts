@@ -28,7 +28,7 @@ export interface AdaptiveOptions {
 }
 
 export const ADAPTIVE_DEFAULTS = Object.freeze({
-  algorithm: 'gradient2' as AdaptiveAlgorithm,
+  algorithm: 'gradient2',
   minLimit: 4,
   maxLimit: 1000,
   initialLimit: 20,
@@ -74,7 +74,7 @@ export function resolveAdaptive(
     if (checked === undefined) return undefined;
     o = checked;
   }
-  let algorithm = ADAPTIVE_DEFAULTS.algorithm;
+  let algorithm: AdaptiveAlgorithm = ADAPTIVE_DEFAULTS.algorithm;
   if (o.algorithm !== undefined) {
     if (o.algorithm === 'gradient2' || o.algorithm === 'aimd') algorithm = o.algorithm;
     else

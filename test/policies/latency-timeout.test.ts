@@ -103,8 +103,8 @@ describe('adaptive bulkhead in the pipeline', () => {
     const pool = bulkhead({ adaptive: { minLimit: 2, initialLimit: 6 }, maxQueue: Infinity });
     const events: unknown[] = [];
     const wrapped = resilient(
-      (_: AttemptContext | number) =>
-        new Promise((resolve) => clock.setTimer(() => resolve('ok'), 10)),
+      (id: AttemptContext | number) =>
+        new Promise((resolve) => clock.setTimer(() => resolve(id), 10)),
       { bulkhead: pool, clock },
     );
     wrapped.on((e) => {
