@@ -326,7 +326,7 @@ describe('options: what is accepted', () => {
 
 describe('error messages for the commonest mistakes', () => {
   const known =
-    'known options: retry, timeout, fallback, circuitBreaker, rateLimiter, bulkhead, cache, signal, clock, random, stackTraces, name';
+    'known options: retry, timeout, hedge, fallback, circuitBreaker, rateLimiter, bulkhead, cache, signal, clock, random, stackTraces, name';
   const retryKnown =
     'known options: maxAttempts, backoff, retryOn, retryOnResult, budget, maxRetryAfter';
   const counts = '`maxAttempts` counts all calls, the first included';
