@@ -285,7 +285,13 @@ export class Cache {
     for (;;) {
       if (!health.usable()) return NOTHING;
       const read = await guarded(health, () => this.shared!.get(key, lock));
-      if (read === undefined) return NOTHING;
+      if (read === undefined) {
+        // The read may still run when the store wakes (a stall, not an outage), and take the lock for a
+        // caller that gave up on it: release it right behind the read (same connection, in order), so
+        // nobody waits `lockTimeout` on a lock that nobody holds.
+        if (lock !== undefined) void this.shared!.release(key, token).catch(ignore);
+        return NOTHING;
+      }
       const stored = this.decode(read.entry);
       const joined = limit >= 0;
       if (stored?.fresh === true || read.lock <= 0)
@@ -599,4 +605,8 @@ function isSerializer(value: unknown): value is Serializer {
     typeof (value as Serializer).encode === 'function' &&
     typeof (value as Serializer).decode === 'function'
   );
+}
+
+function ignore(): void {
+  // A release that failed too: the lock expires on its own after `lockTimeout`.
 }
