@@ -377,6 +377,7 @@ export async function runSuite(lib, label, out = console) {
       'cache',
       'deadline',
       'retry',
+      'hedge',
       'circuitBreaker',
       'rateLimiter',
       'bulkhead',
