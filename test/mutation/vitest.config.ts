@@ -16,6 +16,8 @@ export default mergeConfig(
         'test/matrix/**',
         '**/node_modules/**',
       ],
+      // Instrumented code on a shared machine runs several times slower than the plain suite.
+      testTimeout: 60_000,
       typecheck: { enabled: false },
       coverage: { enabled: false },
     },

@@ -391,5 +391,6 @@ describe('circuit breaker: model-based', () => {
       }),
       { seed: 20_261_127, numRuns: 300 },
     );
-  });
+    // 300 seeded runs in virtual time: about a second on a quiet machine, several on a loaded 2-core one.
+  }, 60_000);
 });
