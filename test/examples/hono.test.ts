@@ -46,15 +46,19 @@ describe('examples/hono', () => {
   });
 
   it('answers 429 with Retry-After beyond 20 requests per second (rate limiter)', async () => {
-    const answers = [];
-    for (let i = 0; i < 30; i++) answers.push(await getStock(String(i)));
+    // Thirty requests at once. The bound holds however slow the machine is: a burst of 20, then 20 per
+    // second of the time the requests took (sent one after another on a loaded machine, 30 requests could
+    // take 1.5 s and all be admitted, as they should).
+    const started = performance.now();
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => getStock(String(i))));
+    const seconds = (performance.now() - started) / 1_000;
     const ok = answers.filter((a) => a.status === 200).length;
     const limited = answers.filter((a) => a.status === 429);
-    // A burst of 20, then 20 per second as time goes by.
     expect(ok).toBeGreaterThanOrEqual(20);
-    expect(limited.length).toBeGreaterThan(0);
+    expect(ok).toBeLessThanOrEqual(20 + Math.ceil(20 * seconds));
     expect(ok + limited.length).toBe(30);
-    expect(limited[0]).toMatchObject({ retryAfter: '1' });
+    if (seconds < 0.45) expect(limited.length).toBeGreaterThan(0);
+    for (const answer of limited) expect(answer).toMatchObject({ retryAfter: '1' });
     expect(inventory.hits).toBe(ok);
   });
 
