@@ -125,3 +125,16 @@ export function isLocalRejection(error: unknown): boolean {
     code === 'ERR_BULWARK_BULKHEAD_REJECTED'
   );
 }
+
+/**
+ * @internal True for a {@link TimeoutError} of `scope` from any copy of the package: the library's own
+ * rules never use `instanceof` on its errors, or an outer pipeline from the other copy (ESM next to
+ * CJS) would not recognise an inner one's timeout.
+ */
+export function isTimeoutError(error: unknown, scope: 'attempt' | 'total'): boolean {
+  return (
+    isResilienceError(error) &&
+    error.code === 'ERR_BULWARK_TIMEOUT' &&
+    (error as TimeoutError).scope === scope
+  );
+}

@@ -1,7 +1,7 @@
 import { Problems } from './core/validate.js';
 import { doNotHedge } from './core/slow-path.js';
 import type { AttemptContext } from './core/attempt.js';
-import { TimeoutError } from './errors.js';
+import { isTimeoutError } from './errors.js';
 import type { Listener, ResilienceEvent, Unsubscribe } from './events.js';
 import { OPTION_KEYS, type ResilientOptions } from './options.js';
 import { CircuitBreaker } from './policies/circuit-breaker.js';
@@ -140,7 +140,7 @@ function fetchRetryOn(error: unknown): boolean {
   return (
     error instanceof TypeError ||
     error instanceof ResponseStatusError ||
-    (error instanceof TimeoutError && error.scope === 'attempt')
+    isTimeoutError(error, 'attempt')
   );
 }
 

@@ -20,6 +20,7 @@ import { ManualClock } from './helpers/manual-clock.js';
 interface Copy {
   TimeoutError: new (timeout: number) => Error;
   isResilienceError: (e: unknown) => boolean;
+  resilient?: typeof resilient;
 }
 
 const root = join(import.meta.dirname, '..');
@@ -155,6 +156,35 @@ describe('isResilienceError', () => {
 
     afterAll(() => {
       rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('an inner total TimeoutError from one copy is never retried by an outer pipeline of the other', async () => {
+      const esm = copies[0]![1];
+      const cjs = copies[1]![1];
+      for (const [inner, outer] of [
+        [esm, cjs],
+        [cjs, esm],
+      ] as const) {
+        const clock = new ManualClock();
+        let calls = 0;
+        const innerFn = inner.resilient!(
+          () => {
+            calls++;
+            return new Promise(() => {});
+          },
+          { timeout: { total: 10 }, clock },
+        );
+        const outerFn = outer.resilient!(innerFn, {
+          retry: { maxAttempts: 3, backoff: () => 0 },
+          clock,
+        });
+        const caught = outerFn().catch((e: unknown) => e);
+        for (let i = 0; i < 5; i++) await clock.advance(10);
+        const error = (await caught) as { name: string; scope: string };
+        expect(error).toBeInstanceOf(inner.TimeoutError);
+        expect(error.scope).toBe('total');
+        expect(calls).toBe(1);
+      }
     });
 
     it('each copy is a distinct class, yet every guard recognises every copy’s errors', () => {

@@ -482,7 +482,11 @@ export abstract class FastPath extends SlowPath {
     const cache = this.cache!;
     entry.flight = undefined;
     const now = this.clock.now();
-    if (entry.expires !== -Infinity && now - entry.expires <= cache.staleIfError) {
+    if (
+      entry.expires !== -Infinity &&
+      now - entry.expires <= cache.staleIfError &&
+      !this.isAbort(error)
+    ) {
       cache.staleServed++;
       if (this.listening()) {
         this.emit({

@@ -195,7 +195,7 @@ export class Pipeline extends FastPath {
     } catch (error) {
       cache.release(storeKey, read.token); // another process may compute it now
       // The store keeps a value `staleIfError` ms past its ttl: one still there may be served.
-      if (stored === undefined) throw error;
+      if (stored === undefined || this.isAbort(error)) throw error;
       cache.staleServed++;
       if (this.listening()) this.emit({ type: 'staleServed', key, age: stored.age, error });
       return stored.value;
@@ -216,7 +216,7 @@ export class Pipeline extends FastPath {
   ): Promise<unknown> {
     if (this.fallback === undefined) return promise;
     return promise.then(undefined, (error: unknown) =>
-      this.signal?.aborted === true && error === this.signal.reason
+      this.isAbort(error)
         ? Promise.reject(error)
         : this.applyFallback(error, thisArg, collect(argc, a0, a1, a2, a3, rest)),
     );

@@ -175,6 +175,14 @@ export abstract class SlowPath extends Stages {
     this.releaseSlot = () => bulkhead?.release();
   }
 
+  /**
+   * True when `error` is the pipeline's own `signal` aborting (a shutdown): an abort is never turned
+   * into a value, neither a stale one nor a fallback.
+   */
+  protected isAbort(error: unknown): boolean {
+    return this.signal?.aborted === true && error === this.signal.reason;
+  }
+
   protected startFlow(
     thisArg: unknown,
     args: unknown[],
@@ -352,6 +360,10 @@ export abstract class SlowPath extends Stages {
   /** Runs `fn` once, racing its attempt timeout (or the call's deadline) and the caller's abort. */
   private runAttempt(flow: Flow, attempt: number, permit: number, start: number): Promise<unknown> {
     const context = flow.task === undefined ? undefined : new Attempt(attempt);
+    // A caller abort while `fn` still runs synchronously must reach its signal at once: until the
+    // handler below takes over (it runs at once if the call was aborted meanwhile), the abort only
+    // aborts the attempt's signal.
+    if (context !== undefined) flow.onAbort = (reason) => context.abort(reason);
     const promise =
       flow.args.length <= 4
         ? run(

@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import {
   BulkheadRejectedError,
   CircuitOpenError,
+  isTimeoutError,
   RateLimitedError,
   TimeoutError,
   type ResilienceError,
@@ -50,7 +51,7 @@ export abstract class Stages {
   protected retriesError(error: unknown, attempt: number): boolean {
     const retry = this.retry;
     if (retry === undefined) return false;
-    if (error instanceof TimeoutError && error.scope === 'total') return false;
+    if (isTimeoutError(error, 'total')) return false;
     if (attempt >= this.maxAttempts) {
       if (this.listening()) {
         // eslint-disable-next-line no-restricted-syntax -- built only when someone listens

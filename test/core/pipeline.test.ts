@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CircuitOpenError, circuitBreaker, resilient } from '../../src/index.js';
+import { CircuitOpenError, circuitBreaker, resilient, type Store } from '../../src/index.js';
 import { ManualClock } from '../helpers/manual-clock.js';
 
 // Regressions found by the soak test (test/soak/run.mjs).
@@ -45,5 +45,71 @@ describe('execute in a policy that also caches', () => {
     const reason = new Error('gave up');
     controller.abort(reason);
     await expect(policy.execute(() => 'value', { signal: controller.signal })).rejects.toBe(reason);
+  });
+});
+
+describe('cache stage: a stale entry never swallows an abort', () => {
+  // A shared cache in memory: enough of a Store for the cache stage (entries expire by the manual clock).
+  function memoryStore(clock: ManualClock): Store {
+    const entries = new Map<string, { data: string; until: number }>();
+    const unused = (): never => {
+      throw new Error('not used');
+    };
+    return {
+      forRateLimiter: unused,
+      forCircuit: unused,
+      forCache: () => ({
+        get: (key) => {
+          const entry = entries.get(key);
+          const remaining = entry === undefined ? 0 : entry.until - clock.now();
+          return Promise.resolve(
+            entry === undefined || remaining <= 0 ? undefined : { data: entry.data, remaining },
+          );
+        },
+        set: (key, data, keepFor) => {
+          entries.set(key, { data, until: clock.now() + keepFor });
+          return Promise.resolve();
+        },
+        delete: (key) => {
+          entries.delete(key);
+          return Promise.resolve();
+        },
+        clear: () => {
+          entries.clear();
+          return Promise.resolve();
+        },
+      }),
+    };
+  }
+
+  it.each([
+    ['a local cache', false],
+    ['a cache with a store', true],
+  ])('%s: the pipeline’s signal aborted, a call rejects with signal.reason', async (_, shared) => {
+    const clock = new ManualClock();
+    const shutdown = new AbortController();
+    let calls = 0;
+    const get = resilient(
+      (key: string) => {
+        calls++;
+        return calls === 1 ? Promise.resolve(`${key}#1`) : new Promise<string>(() => {});
+      },
+      {
+        clock,
+        signal: shutdown.signal,
+        cache: shared
+          ? { ttl: 100, staleIfError: 10_000, store: memoryStore(clock), name: 'abort-test' }
+          : { ttl: 100, staleIfError: 10_000 },
+      },
+    );
+    expect(await get('a')).toBe('a#1');
+    await clock.advance(150); // expired, still within staleIfError
+    // Aborted while the refresh is in flight
+    const during = get('a').catch((e: unknown) => e);
+    await clock.advance(1);
+    shutdown.abort(new Error('shutting down'));
+    expect(await during).toBe(shutdown.signal.reason);
+    // and aborted before the call
+    expect(await get('a').catch((e: unknown) => e)).toBe(shutdown.signal.reason);
   });
 });
