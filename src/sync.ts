@@ -202,6 +202,7 @@ class SyncPipeline extends Stages {
     try {
       value = this.attempts(thisArg, argc, a0, a1, a2, a3, rest);
     } catch (error) {
+      if (error instanceof AsyncResultError) throw error;
       const now = this.clock.now();
       if (
         entry !== undefined &&
@@ -236,6 +237,7 @@ class SyncPipeline extends Stages {
     try {
       return this.attempts(thisArg, argc, a0, a1, a2, a3, rest);
     } catch (error) {
+      if (error instanceof AsyncResultError) throw error;
       return this.fallBack(error, thisArg, argc, a0, a1, a2, a3, rest);
     }
   }
@@ -295,11 +297,17 @@ class SyncPipeline extends Stages {
       } else {
         try {
           value = callWith(this.fn, thisArg, argc, a0, a1, a2, a3, rest);
-          breaker?.recordSuccess(permit, now);
         } catch (error) {
           breaker?.recordFailure(permit, now, error);
           failed = true;
           value = error;
+        }
+        if (!failed) {
+          if (isThenable(value)) {
+            breaker?.release(permit);
+            throw asyncResult(this.fn, value);
+          }
+          breaker?.recordSuccess(permit, now);
         }
       }
       const again = failed ? this.retriesError(value, attempt) : this.retriesResult(value, attempt);
@@ -320,4 +328,29 @@ class SyncPipeline extends Stages {
       return value;
     }
   }
+}
+
+/**
+ * `fn` returned a promise or a thenable: a programming error (it is async), which no stage may hide as a
+ * failure, a retry, a stale value or a fallback. Private to this copy: only this file throws and checks it.
+ */
+class AsyncResultError extends TypeError {}
+
+function isThenable(value: unknown): boolean {
+  return (
+    ((typeof value === 'object' && value !== null) || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+function asyncResult(fn: AnyFunction, value: unknown): TypeError {
+  // Nobody will read that promise: its rejection must not crash the process as unhandled.
+  if (value instanceof Promise) void Promise.prototype.then.call(value, undefined, ignore);
+  return new AsyncResultError(
+    `resilientSync(fn) protects synchronous functions, and \`${fn.name || 'anonymous'}\` returned a ${value instanceof Promise ? 'promise' : 'thenable'}: use resilient() for an async function`,
+  );
+}
+
+function ignore(): void {
+  // the discarded promise's outcome
 }

@@ -331,3 +331,45 @@ describe('resilientSync', () => {
     expect(work).toHaveBeenCalledTimes(1);
   });
 });
+
+describe('resilientSync given an async function (issue 10 item 15)', () => {
+  const rejected = (): Promise<string> => Promise.reject(new Error('async failure'));
+  const thenable = (): PromiseLike<string> => ({
+    then: (onOk) => Promise.resolve(onOk?.('later')) as never,
+  });
+
+  it.each([
+    ['no stage', {}],
+    ['retry', { retry: { maxAttempts: 3 } }],
+    ['a fallback', { fallback: 'fallback' }],
+    ['a breaker', { circuitBreaker: { consecutiveFailures: 1 } }],
+    ['a cache with staleIfError', { cache: { staleIfError: 1_000 } }],
+  ])('with %s: the first call throws a TypeError that says use resilient()', (_, options) => {
+    for (const fn of [rejected, thenable]) {
+      let calls = 0;
+      const wrapped = resilientSync((key: string) => {
+        calls += key === 'k' ? 1 : 0;
+        return fn();
+      }, options);
+      expect(() => wrapped('k')).toThrow(TypeError);
+      expect(() => wrapped('k')).toThrow(/returned a (promise|thenable).*use resilient\(\)/);
+      // Neither retried nor hidden by a fallback, a stale value or an open circuit.
+      expect(calls).toBe(2);
+    }
+  });
+
+  it('does not leave the discarded promise as an unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const wrapped = resilientSync(rejected);
+      expect(() => wrapped()).toThrow(TypeError);
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});

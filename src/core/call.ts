@@ -36,8 +36,28 @@ export function callWith(
 /** What `policy.execute(task)` runs on each attempt instead of the wrapped function. */
 export type Task = (context: Attempt) => unknown;
 
+// eslint-disable-next-line @typescript-eslint/unbound-method -- compared, never called unbound
+const nativeThen = Promise.prototype.then;
+
+/**
+ * `value` as a plain native promise, which calls each reaction once. `fn`'s own promise is returned as
+ * it is only when it is one already (two property reads); anything else, a Promise subclass or a
+ * promise whose `then` was replaced included, is an untrusted thenable: a fresh native promise adopts
+ * it, so a `then` that calls its handlers twice (or both) cannot reach the pooled per-call state.
+ */
 export function toPromise(value: unknown): Promise<unknown> {
-  return value instanceof Promise ? (value as Promise<unknown>) : Promise.resolve(value);
+  if (!(value instanceof Promise)) return Promise.resolve(value);
+  try {
+    if (value.constructor === Promise && value.then === nativeThen)
+      return value as Promise<unknown>;
+    return new Promise(adopt.bind(value));
+  } catch (error) {
+    return Promise.reject(error); // a throwing `constructor` getter
+  }
+}
+
+function adopt(this: unknown, resolve: (value: unknown) => void): void {
+  resolve(this);
 }
 
 /** Calls `fn` (or `task`) with exactly the arguments received; never throws. */

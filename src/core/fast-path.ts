@@ -48,10 +48,12 @@ class Call implements DeadlineEntry {
   next: DeadlineEntry | undefined = undefined;
   queued = false;
 
-  readonly onOk = (value: unknown): unknown => this.p!.fastOk(this, value);
-  readonly onError = (error: unknown): unknown => this.p!.fastError(this, error);
-  readonly onTimedOk = (value: unknown): void => this.p!.timedOk(this, value);
-  readonly onTimedError = (error: unknown): void => this.p!.timedError(this, error);
+  // A released Call (p undefined) ignores a late handler call. Every promise watched here is a plain
+  // native one (toPromise), which calls a handler once, so this guard only holds against a bug of ours.
+  readonly onOk = (value: unknown): unknown => this.p?.fastOk(this, value);
+  readonly onError = (error: unknown): unknown => this.p?.fastError(this, error);
+  readonly onTimedOk = (value: unknown): void => this.p?.timedOk(this, value);
+  readonly onTimedError = (error: unknown): void => this.p?.timedError(this, error);
   /** A timer of this call's own, used instead of the shared deadline queue while someone listens. */
   timer: unknown = undefined;
   readonly onExpired = (): void => {
