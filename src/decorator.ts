@@ -2,13 +2,29 @@ type Method = (...args: unknown[]) => unknown;
 
 /** True when a policy was called as a method decorator (TC39 or legacy). */
 export function isDecoratorCall(argc: number, target: unknown, context: unknown): boolean {
-  if (argc === 2) return typeof context === 'object' && context !== null && 'kind' in context;
-  // Legacy: the target is the prototype, or the class itself for a static method.
+  if (argc === 2 && typeof context === 'object' && context !== null) return 'kind' in context;
+  // Legacy: the target is the prototype, or the class itself for a static member; a field decorator
+  // gets no descriptor (2 arguments, or 3 with `undefined`), and is refused by `decorate`.
   return (
-    argc === 3 &&
+    (argc === 2 || argc === 3) &&
     (typeof target === 'object' || typeof target === 'function') &&
     target !== null &&
     (typeof context === 'string' || typeof context === 'symbol')
+  );
+}
+
+/**
+ * True for a class (its source starts with `class`): `policy(SomeClass)` is a legacy class decorator,
+ * never a function to wrap (a class cannot be called without `new`). Read once, at decoration time.
+ */
+export function isClass(value: unknown): boolean {
+  return typeof value === 'function' && /^class\b/.test(Function.prototype.toString.call(value));
+}
+
+/** The TypeError for `@resilient` on a class: it would replace the class by a function. */
+export function classDecorated(target: { readonly name: string }): TypeError {
+  return new TypeError(
+    `@resilient decorates class methods only, not a class (\`${target.name || 'anonymous'}\`): decorate its methods`,
   );
 }
 

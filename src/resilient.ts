@@ -1,7 +1,7 @@
 import type { AttemptContext } from './core/attempt.js';
 import { Pipeline } from './core/pipeline.js';
 import { notAFunction } from './core/validate.js';
-import { decorate, isDecoratorCall } from './decorator.js';
+import { classDecorated, decorate, isClass, isDecoratorCall } from './decorator.js';
 import { Emitter, type Listener, type Unsubscribe } from './events.js';
 import { resolveOptions, type ResilientOptions, type ResolvedOptions } from './options.js';
 import { describeFallback } from './policies/fallback.js';
@@ -144,6 +144,7 @@ function makePolicy(resolved: ResolvedOptions): Policy<unknown> {
     descriptor?: unknown,
   ): unknown {
     if (arguments.length === 1 && typeof target === 'function') {
+      if (isClass(target)) throw classDecorated(target);
       return wrap(target as (...args: unknown[]) => unknown, resolved, events);
     }
     if (isDecoratorCall(arguments.length, target, context)) {

@@ -137,4 +137,52 @@ describe('@resilient(options) as a legacy (experimentalDecorators) decorator', (
       return B;
     }).toThrow(TypeError);
   });
+
+  it('throws a clear TypeError at decoration time on a class, never replacing it by a function', () => {
+    const policy = resilient({ retry: true });
+    const asClass = policy as unknown as ClassDecorator;
+    let made: unknown;
+    expect(() => {
+      @asClass
+      class Repo {
+        load(): number {
+          return 1;
+        }
+      }
+      made = Repo;
+    }).toThrow(/decorates class methods only, not a class \(`Repo`\)/);
+    expect(made).toBeUndefined();
+  });
+
+  it('throws a clear TypeError at decoration time on a getter, a static getter or a field', () => {
+    const policy = resilient({ retry: true });
+    const asProperty = policy as unknown as PropertyDecorator;
+    const clear = /decorates class methods only, not accessors or fields \(`value`\)/;
+    expect(() => {
+      class A {
+        @policy
+        static get value(): number {
+          return Date.now();
+        }
+      }
+      return A;
+    }).toThrow(clear);
+    expect(() => {
+      class B {
+        @asProperty
+        value = 1;
+      }
+      return B;
+    }).toThrow(clear);
+    expect(() => {
+      class C {
+        @asProperty
+        static value = 1;
+      }
+      return C;
+    }).toThrow(clear);
+    // A legacy field decorator as some compilers call it: (prototype, key), no descriptor at all.
+    class D {}
+    expect(() => (policy as (...args: unknown[]) => unknown)(D.prototype, 'value')).toThrow(clear);
+  });
 });
