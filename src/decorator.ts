@@ -3,14 +3,26 @@ type Method = (...args: unknown[]) => unknown;
 /** True when a policy was called as a method decorator (TC39 or legacy). */
 export function isDecoratorCall(argc: number, target: unknown, context: unknown): boolean {
   if (argc === 2 && typeof context === 'object' && context !== null) return 'kind' in context;
-  // Legacy: the target is the prototype, or the class itself for a static member; a field decorator
-  // gets no descriptor (2 arguments, or 3 with `undefined`), and is refused by `decorate`.
+  // Legacy: a field decorator gets no descriptor (2 arguments, or 3 with `undefined`), and is refused by
+  // `decorate`. `policy(() => 1, 'x')` is a mistake, not a decorator: its target is not one a legacy
+  // decorator can get.
   return (
     (argc === 2 || argc === 3) &&
-    (typeof target === 'object' || typeof target === 'function') &&
-    target !== null &&
+    isLegacyTarget(target) &&
     (typeof context === 'string' || typeof context === 'symbol')
   );
+}
+
+/**
+ * What a legacy decorator is applied to: the prototype (an object) for an instance member, the
+ * constructor for a static one. A constructor has a `prototype` object (a class, or a function compiled
+ * from one); an arrow function, a method or a bound function has none.
+ */
+function isLegacyTarget(target: unknown): boolean {
+  if (typeof target === 'object') return target !== null;
+  if (typeof target !== 'function') return false;
+  const prototype: unknown = (target as { prototype?: unknown }).prototype;
+  return typeof prototype === 'object' && prototype !== null;
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   TimeoutError,
   isResilienceError,
   resilient,
+  resilientFetch,
 } from '../src/index.js';
 import { isLocalRejection } from '../src/errors.js';
 import { ManualClock } from './helpers/manual-clock.js';
@@ -184,6 +185,25 @@ describe('isResilienceError', () => {
         expect(error).toBeInstanceOf(inner.TimeoutError);
         expect(error.scope).toBe('total');
         expect(calls).toBe(1);
+      }
+    });
+
+    it('resilientFetch retries an attempt TimeoutError from the other copy, as its own', async () => {
+      for (const [, copy] of copies.slice(0, 2)) {
+        let sends = 0;
+        const http = resilientFetch({
+          retry: { maxAttempts: 2, backoff: () => 0 },
+          // A fetch that is itself wrapped by the other copy and timed out on its first attempt.
+          fetch: () => {
+            sends++;
+            return sends === 1
+              ? Promise.reject(new copy.TimeoutError(5))
+              : Promise.resolve(new Response('ok'));
+          },
+        });
+        const response = await http('http://127.0.0.1:9/');
+        expect(await response.text()).toBe('ok');
+        expect(sends).toBe(2);
       }
     });
 

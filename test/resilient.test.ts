@@ -144,6 +144,10 @@ describe('policies: resilient(options)', () => {
     expect(() => (policy as (...a: unknown[]) => unknown)(() => 1, 'x')).toThrow(
       /wraps a function/,
     );
+    // No legacy decorator is ever applied to an arrow function: not a decorator call either.
+    expect(() =>
+      (policy as (...a: unknown[]) => unknown)(() => 1, 'x', { value: () => 1 }),
+    ).toThrow(/wraps a function/);
   });
 
   it('policy.on hears events from every function it wraps; fn.on only its own', async () => {

@@ -184,5 +184,9 @@ describe('@resilient(options) as a legacy (experimentalDecorators) decorator', (
     // A legacy field decorator as some compilers call it: (prototype, key), no descriptor at all.
     class D {}
     expect(() => (policy as (...args: unknown[]) => unknown)(D.prototype, 'value')).toThrow(clear);
+    // ... and a static one: its target is the class, or a constructor function compiled from one.
+    expect(() => (policy as (...args: unknown[]) => unknown)(D, 'value')).toThrow(clear);
+    function E(): void {}
+    expect(() => (policy as (...args: unknown[]) => unknown)(E, 'value')).toThrow(clear);
   });
 });
