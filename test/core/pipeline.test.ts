@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { CircuitOpenError, circuitBreaker, resilient, type Store } from '../../src/index.js';
+import { CircuitOpenError, circuitBreaker, resilient } from '../../src/index.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { memoryStore } from '../helpers/memory-store.js';
 
 // Regressions found by the soak test (test/soak/run.mjs).
 
@@ -49,39 +50,6 @@ describe('execute in a policy that also caches', () => {
 });
 
 describe('cache stage: a stale entry never swallows an abort', () => {
-  // A shared cache in memory: enough of a Store for the cache stage (entries expire by the manual clock).
-  function memoryStore(clock: ManualClock): Store {
-    const entries = new Map<string, { data: string; until: number }>();
-    const unused = (): never => {
-      throw new Error('not used');
-    };
-    return {
-      forRateLimiter: unused,
-      forCircuit: unused,
-      forCache: () => ({
-        get: (key) => {
-          const entry = entries.get(key);
-          const remaining = entry === undefined ? 0 : entry.until - clock.now();
-          return Promise.resolve(
-            entry === undefined || remaining <= 0 ? undefined : { data: entry.data, remaining },
-          );
-        },
-        set: (key, data, keepFor) => {
-          entries.set(key, { data, until: clock.now() + keepFor });
-          return Promise.resolve();
-        },
-        delete: (key) => {
-          entries.delete(key);
-          return Promise.resolve();
-        },
-        clear: () => {
-          entries.clear();
-          return Promise.resolve();
-        },
-      }),
-    };
-  }
-
   it.each([
     ['a local cache', false],
     ['a cache with a store', true],
