@@ -144,6 +144,8 @@ describe('policies: resilient(options)', () => {
     expect(() => (policy as (...a: unknown[]) => unknown)(() => 1, 'x')).toThrow(
       /wraps a function/,
     );
+    expect(() => (policy as (...a: unknown[]) => unknown)('a', 'x')).toThrow(/wraps a function/);
+    expect(() => (policy as (...a: unknown[]) => unknown)(null, 'x')).toThrow(/wraps a function/);
     // No legacy decorator is ever applied to an arrow function: not a decorator call either.
     expect(() =>
       (policy as (...a: unknown[]) => unknown)(() => 1, 'x', { value: () => 1 }),
