@@ -132,6 +132,8 @@ export abstract class FastPath extends SlowPath {
   /** True when `fn`'s promise must be watched at all. */
   private readonly observe: boolean;
   private readonly deadlines: DeadlineQueue<Call> | undefined;
+  /** True when the deadline queue stamps the first attempt's deadlines itself (no clock read here). */
+  private readonly lazyDeadlines: boolean;
 
   constructor(fn: AnyFunction | undefined, options: ResolvedOptions, parent: Emitter | undefined) {
     super(fn, options, parent);
@@ -147,10 +149,15 @@ export abstract class FastPath extends SlowPath {
     this.breakerTimed =
       breaker !== undefined &&
       (breaker.windowType === 'time' || breaker.slowCallDuration !== Infinity);
+    // The system clock's time moves on its own: an attempt timeout's deadlines are stamped by the
+    // queue, one clock read per turn of the event loop (see DeadlineQueue). A total timeout needs each
+    // call's start (the deadline of its retries), and a manual clock the exact time.
+    this.lazyDeadlines =
+      this.firstTimeout !== Infinity && !options.clockIsCustom && this.totalTimeout === Infinity;
     this.needsClock =
       this.breakerTimed ||
       this.limiter !== undefined ||
-      this.firstTimeout !== Infinity ||
+      (this.firstTimeout !== Infinity && !this.lazyDeadlines) ||
       this.retry?.budget !== undefined;
     this.observe =
       this.retry !== undefined ||
@@ -161,7 +168,11 @@ export abstract class FastPath extends SlowPath {
     this.deadlines =
       this.firstTimeout === Infinity
         ? undefined
-        : new DeadlineQueue<Call>(this.clock, (c) => this.expired(c));
+        : new DeadlineQueue<Call>(
+            this.clock,
+            (c) => this.expired(c),
+            this.lazyDeadlines ? this.firstTimeout : undefined,
+          );
   }
 
   protected invoke(
@@ -273,13 +284,13 @@ export abstract class FastPath extends SlowPath {
     c.resolve = capturedResolve;
     c.reject = capturedReject;
     capturedResolve = capturedReject = undefined;
-    c.deadline = now + this.firstTimeout;
     if (this.listening()) {
       // A listener (OpenTelemetry, say) reads the async context of the events it gets: the timeout
       // event must fire in this call's context, not in that of the call that armed the shared timer.
       // The call waits on it: it keeps the process alive until it is cleared.
       c.timer = setTimer(this.clock, c.onExpired, this.firstTimeout);
     } else {
+      if (!this.lazyDeadlines) c.deadline = now + this.firstTimeout;
       deadlines.push(c);
     }
     // The handlers never throw, so the promise this `then` returns never rejects.

@@ -159,3 +159,108 @@ describe('DeadlineQueue', () => {
     expect(clock.pending()).toBe(0);
   });
 });
+
+describe('DeadlineQueue with lazy stamping (the system clock: one clock read per turn)', () => {
+  function lazySetup(duration = 100) {
+    const clock = new ManualClock();
+    const expired: string[] = [];
+    const queue = new DeadlineQueue<Entry>(
+      clock,
+      (e) => expired.push(`${e.name}@${clock.now()}`),
+      duration,
+    );
+    let reads = 0;
+    const now = clock.now.bind(clock);
+    clock.now = () => {
+      reads++;
+      return now();
+    };
+    return { clock, expired, queue, reads: () => reads };
+  }
+
+  it('push reads no clock; the entries of one turn get their deadline from one read at its end, never early', async () => {
+    const { clock, expired, queue, reads } = lazySetup(100);
+    const [a, b, c] = [entry('a'), entry('b'), entry('c')];
+    queue.push(a);
+    clock.elapse(3); // the turn takes 3 ms
+    queue.push(b);
+    queue.push(c);
+    queue.remove(c);
+    expect(reads()).toBe(0);
+    expect(queue.armed).toBe(true);
+    await endOfTurn();
+    expect(reads()).toBe(1);
+    // Stamped at the end of the turn: a is 3 ms late, never early.
+    expect([a.deadline, b.deadline]).toEqual([103, 103]);
+    await clock.advance(99);
+    expect(expired).toEqual([]);
+    await clock.advance(1);
+    expect(expired).toEqual(['a@103', 'b@103']);
+    expect(queue.armed).toBe(false);
+    expect(clock.pending()).toBe(0);
+  });
+
+  it('entries of later turns are stamped at the end of their own turn', async () => {
+    const { clock, expired, queue } = lazySetup(100);
+    queue.push(entry('a'));
+    await clock.advance(40);
+    const b = entry('b');
+    queue.push(b);
+    await endOfTurn();
+    expect(b.deadline).toBe(140);
+    await clock.advance(100);
+    expect(expired).toEqual(['a@100', 'b@140']);
+  });
+
+  it('a timer that fires before the end of the turn stamps the waiting entries with its own read', () => {
+    let fire: (() => void) | undefined;
+    let time = 0;
+    const clock = {
+      now: () => time,
+      setTimer: (callback: () => void) => {
+        fire = callback;
+        return 1;
+      },
+      clearTimer: () => {},
+      refTimer: () => {},
+    };
+    const expired: string[] = [];
+    const queue = new DeadlineQueue<Entry>(clock, (e) => expired.push(e.name), 10);
+    const a = entry('a');
+    queue.push(a);
+    time = 7;
+    fire!(); // early, as a host timer may be, and before the end of the turn
+    expect(a.deadline).toBe(17);
+    expect(expired).toEqual([]);
+    expect(a.queued).toBe(true);
+    time = 17;
+    fire!(); // re-armed for a
+    expect(expired).toEqual(['a']);
+  });
+
+  it('removing the first unstamped entry moves the stamp on to the next', async () => {
+    const { clock, queue } = lazySetup(50);
+    const [a, b] = [entry('a'), entry('b')];
+    queue.push(a);
+    queue.push(b);
+    queue.remove(a);
+    clock.elapse(2);
+    await endOfTurn();
+    expect(b.deadline).toBe(52);
+  });
+});
+
+describe('DeadlineQueue: an expiry handler that queues an entry while others wait', () => {
+  it('re-arms for the entry due first, not for the new one', async () => {
+    const clock = new ManualClock();
+    const seen: string[] = [];
+    const queue: DeadlineQueue<Entry> = new DeadlineQueue<Entry>(clock, (e) => {
+      seen.push(`${e.name}@${clock.now()}`);
+      if (e.name === 'a') queue.push(entry('c'), clock.now() + 15);
+    });
+    queue.push(entry('a'), 5);
+    queue.push(entry('b'), 7);
+    await clock.advance(30);
+    expect(seen).toEqual(['a@5', 'b@7', 'c@20']);
+  });
+});

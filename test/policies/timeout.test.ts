@@ -123,6 +123,41 @@ describe('timeout: a number is the per-attempt limit', () => {
   });
 });
 
+describe('timeout on the system clock (real time)', () => {
+  it('reads the clock once per turn of the event loop, not once per call', async () => {
+    const wrapped = resilient(async (x: number) => x, { timeout: 10_000 });
+    await wrapped(0); // the first call of the process may set things up
+    await new Promise((resolve) => setImmediate(resolve));
+    const now = vi.spyOn(performance, 'now');
+    try {
+      // 100 calls one after another, all in one turn of the event loop.
+      for (let i = 0; i < 100; i++) await wrapped(i);
+      expect(now.mock.calls.length).toBe(0);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(now.mock.calls.length).toBeLessThanOrEqual(1);
+    } finally {
+      now.mockRestore();
+    }
+  });
+
+  it('never fires early, and fires on a call that waits in a later turn', async () => {
+    const wrapped = resilient(never, { timeout: 30 });
+    const t0 = performance.now();
+    const first = wrapped();
+    // A busy turn: the deadline is stamped at its end.
+    while (performance.now() - t0 < 5) {
+      // spin
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    const t1 = performance.now();
+    const second = wrapped();
+    await expect(first).rejects.toBeInstanceOf(TimeoutError);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(30);
+    await expect(second).rejects.toBeInstanceOf(TimeoutError);
+    expect(performance.now() - t1).toBeGreaterThanOrEqual(30);
+  });
+});
+
 describe('timeout: the attempt signal in execute', () => {
   it('is aborted with the TimeoutError as its reason (fast path)', async () => {
     const clock = new ManualClock();
