@@ -76,7 +76,7 @@ export class DeadlineQueue<E extends DeadlineEntry> {
     const duration = this.duration;
     if (duration !== undefined && this.unstamped === undefined) {
       this.unstamped = entry;
-      this.scheduleCheck();
+      if (!this.checking) this.scheduleCheck();
     }
     if (this.timer !== undefined) return;
     // No timer: the queue was empty, or an expiry handler pushed while the timer was being re-armed;
@@ -97,7 +97,6 @@ export class DeadlineQueue<E extends DeadlineEntry> {
   }
 
   private scheduleCheck(): void {
-    if (this.checking) return;
     this.checking = true;
     releaseSoon(this.check);
   }
@@ -113,7 +112,7 @@ export class DeadlineQueue<E extends DeadlineEntry> {
     else next.prev = prev;
     entry.prev = undefined;
     entry.next = undefined;
-    if (this.head === undefined && this.timer !== undefined) this.scheduleCheck();
+    if (this.head === undefined && this.timer !== undefined && !this.checking) this.scheduleCheck();
   }
 
   /** No entry waits any more: the timer must not hold the process. */

@@ -354,6 +354,8 @@ export abstract class FastPath extends SlowPath {
     const resolve = c.resolve as (value: unknown) => void;
     const reject = c.reject as (reason: unknown) => void;
     c.resolve = c.reject = undefined;
+    // The happy path: nothing to judge, retry or fill.
+    if (!failed && !this.judgesResult && c.entry === undefined) return resolve(value);
     try {
       resolve(this.afterFirst(c, failed, value));
     } catch (error) {
