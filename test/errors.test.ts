@@ -153,7 +153,8 @@ describe('isResilienceError', () => {
       if (existsSync(esm)) {
         copies.push(['dist/index.js', (await import(pathToFileURL(esm).href)) as Copy]);
       }
-    });
+      // Two esbuild bundles and four imports: over 10 s on a loaded 2-core machine.
+    }, 120_000);
 
     afterAll(() => {
       rmSync(dir, { recursive: true, force: true });

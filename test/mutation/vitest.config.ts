@@ -24,6 +24,7 @@ export default mergeConfig(
       ],
       // Instrumented code on a shared machine runs several times slower than the plain suite.
       testTimeout: 60_000,
+      hookTimeout: 120_000,
       typecheck: { enabled: false },
       coverage: { enabled: false },
     },
