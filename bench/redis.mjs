@@ -13,6 +13,7 @@
 //   npm run bench:redis -- --update          the same, then writes bench/results/redis.json and the
 //                                            tables into bench/README.md (a full run only)
 //   node bench/redis.mjs --rounds 3 --calls 1000 --samples 2000 --seconds 3    shorter (dist/ as it is)
+//   node bench/redis.mjs --report            only rewrites the README's tables from results/redis.json
 //
 // It starts its own redis-server on a free loopback port (no persistence) and stops it at the end, on
 // an error, and on SIGINT/SIGTERM. Redis runs on this machine: over a network, add your round trip.
@@ -171,12 +172,12 @@ async function latency(store) {
   return results;
 }
 
-function latencyTable(results) {
+function latencyTable(results, { rounds, calls }) {
   const memory = Object.fromEntries(
     results.filter((r) => r.variant.startsWith('in memory')).map((r) => [r.policy, r.us]),
   );
   return [
-    `${ROUNDS} rounds × ${CALLS.toLocaleString('en')} sequential calls, median round.`,
+    `${rounds} rounds × ${calls.toLocaleString('en')} sequential calls, median round.`,
     '',
     '| policy | variant | µs per call | added vs in memory |',
     '| --- | --- | ---: | ---: |',
@@ -451,7 +452,7 @@ async function fleet(port) {
 
 const pct = (part, whole) => (whole === 0 ? '–' : `${((100 * part) / whole).toFixed(1)} %`);
 
-function fleetTable(rows) {
+function fleetTable(rows, seconds) {
   const title = (list, id) => list.find((x) => x.id === id).title;
   return markdownTable(
     [
@@ -459,7 +460,7 @@ function fleetTable(rows) {
       ['limiter', 'l'],
       ['calls', 'r'],
       ['refused', 'r'],
-      [`admitted in ${SECONDS} s`, 'r'],
+      [`admitted in ${seconds} s`, 'r'],
       ['bound', 'r'],
       ['busiest 1 s', 'r'],
       ['bound', 'r'],
@@ -492,7 +493,7 @@ function fleetTable(rows) {
  * Sentences on bulwark's runs: each run that exceeded its documented bound (or one that says none did),
  * and each run that kept it only with the allowance for processes acting locally.
  */
-function verdicts(rows) {
+function verdicts(rows, { lease }) {
   const ours = rows.filter((r) => r.limiter !== 'rlf');
   const out = ours
     .filter((r) => !r.kept)
@@ -502,7 +503,7 @@ function verdicts(rows) {
     );
   if (out.length === 0) {
     out.push(
-      `bulwark stayed within its documented bound in all ${ours.length} fleet runs (exact and lease ${FLEET.lease}, every load).`,
+      `bulwark stayed within its documented bound in all ${ours.length} fleet runs (exact and lease ${lease}, every load).`,
     );
   }
   for (const r of ours) {
@@ -510,7 +511,7 @@ function verdicts(rows) {
     const second = r.busiestBound - r.local;
     if (r.kept && (r.total > total || r.busiest > second)) {
       out.push(
-        `${r.limiter}, ${r.load}: within the bound only with the allowance for acting locally: ${r.events} commands timed out (${r.events === 1 ? 'a process' : 'processes'} then applied ${r.events === 1 ? 'its' : 'their'} share of the limit locally, ${int(r.local)} calls' worth); ${r.total} admitted (${int(Math.floor(total))} without the allowance), busiest second ${r.busiest} (${int(Math.floor(second))} without).`,
+        `${r.limiter}, ${r.load}: within the bound only with the allowance for acting locally: ${r.events} command${r.events === 1 ? '' : 's'} timed out, and each process concerned applied its share of the limit locally until Redis answered again (${int(r.local)} calls' worth in all); ${int(r.total)} admitted (bound ${int(Math.floor(total))} without the allowance), busiest second ${r.busiest} (bound ${int(Math.floor(second))} without).`,
       );
     }
   }
@@ -548,24 +549,39 @@ function warnings() {
 
 function report(results) {
   const m = results.machine;
+  const { seconds, samples, fleet: f } = results.settings;
   return [
     `${results.date.slice(0, 16).replace('T', ' ')} UTC · ${m.cpu} · ${m.cores} cores · Node ${m.node} · redis-server ${results.redisVersion} on loopback · bulwark ${results.commit} · load average ${m.loadavg.map((l) => l.toFixed(2)).join(' ')} at start, peak ${m.loadavgMax.toFixed(2)}, ${m.loadavgEnd.map((l) => l.toFixed(2)).join(' ')} at the end${m.niceness ? ` · nice ${m.niceness}` : ''}`,
     '',
-    `#### Fleet accuracy: ${FLEET.processes} processes, limit ${FLEET.limit}/s, ${SECONDS} s`,
+    `#### Fleet accuracy: ${f.processes} processes, limit ${f.limit}/s, ${seconds} s`,
     '',
-    fleetTable(results.fleet),
+    fleetTable(results.fleet, seconds),
     '',
-    ...verdicts(results.fleet).map((v) => `- ${v}`),
+    ...verdicts(results.fleet, f).map((v) => `- ${v}`),
     '',
-    `#### Cost per check: ${int(SAMPLES)} sequential checks each, in blocks of ${BLOCK}, order rotating`,
+    `#### Cost per check: ${int(samples)} sequential checks each, in blocks of ${BLOCK}, order rotating`,
     '',
     costTable(results.cost),
     '',
     '#### Latency per policy, against the same policy in memory',
     '',
-    latencyTable(results.latency),
+    latencyTable(results.latency, results.settings),
     ...(results.warnings.length > 0 ? ['', ...results.warnings.map((w) => `> ${w}`)] : []),
   ].join('\n');
+}
+
+/** Writes the tables into bench/README.md, between its redis markers. */
+function updateReadme(text) {
+  const readme = join(BENCH, 'README.md');
+  const block = `<!-- generated by \`npm run bench:redis -- --update\` from results/redis.json; edits here are overwritten -->\n\n${text}\n`;
+  writeFileSync(readme, replaceSection(readFileSync(readme, 'utf8'), 'redis', block));
+  console.log('wrote the tables in bench/README.md');
+}
+
+if (args.includes('--report')) {
+  // Only the README's tables again, from the published results (no Redis, no measurement).
+  updateReadme(report(JSON.parse(readFileSync(join(BENCH, 'results', 'redis.json'), 'utf8'))));
+  process.exit(0);
 }
 
 const server = await startRedisServer();
@@ -611,12 +627,7 @@ try {
   const file = join(dir, 'redis.json');
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
   console.log(`\nwrote ${relative(ROOT, file)}`);
-  if (UPDATE) {
-    const readme = join(BENCH, 'README.md');
-    const block = `<!-- generated by \`npm run bench:redis -- --update\` from results/redis.json; edits here are overwritten -->\n\n${text}\n`;
-    writeFileSync(readme, replaceSection(readFileSync(readme, 'utf8'), 'redis', block));
-    console.log('wrote the tables in bench/README.md');
-  }
+  if (UPDATE) updateReadme(text);
 } catch (error) {
   console.error(error);
   exitCode = 1;
