@@ -50,7 +50,8 @@ export interface SharedRateLimiter {
 
 /** The circuit's state as the fleet sees it. */
 export interface FleetCircuitState {
-  readonly state: 'closed' | 'open' | 'isolated';
+  /** `halfOpen`: the fleet's trial slot was just handed back unused; waiting processes may ask again. */
+  readonly state: 'closed' | 'open' | 'isolated' | 'halfOpen';
   /** ms until the fleet's open circuit turns half-open (0 unless open). */
   readonly retryAfter: number;
 }
@@ -74,17 +75,26 @@ export interface SharedCircuit {
     counts: OutcomeCounts,
     window: { readonly duration: number; readonly buckets: number },
   ): Promise<FleetCounts>;
-  /** Opens the fleet's circuit for `ms` and tells every process; `false` if it was open already. */
-  open(ms: number, force: boolean): Promise<boolean>;
+  /**
+   * Opens the fleet's circuit for `ms` and tells every process. Without `force` it leaves a fleet that
+   * is open, isolated or running its trial as it is, and says so: `opened` is false and `circuit` is
+   * the fleet's state to follow (`open` with `retryAfter: 0` while another process runs the trial).
+   */
+  open(ms: number, force: boolean): Promise<{ opened: boolean; circuit: FleetCircuitState }>;
   /** Closes the fleet's circuit with a fresh window and tells every process. */
   close(): Promise<void>;
   /** Holds the fleet's circuit open until {@link SharedCircuit.close}, and tells every process. */
   isolate(): Promise<void>;
   /**
-   * Takes the fleet's one half-open trial slot: 0 when granted, otherwise the ms before asking again
-   * makes sense (the circuit is still open, or another process holds the slot; `Infinity`: isolated).
+   * Takes the fleet's one half-open trial slot for the caller holding `token`, for at most `limit` ms
+   * (the trial call's own time limit; `Infinity` when it has none, the store then caps it): 0 when
+   * granted, otherwise the ms before asking again makes sense (the circuit is still open, or another
+   * process holds the slot; `Infinity`: isolated). A grant that arrives after the caller gave up on
+   * the request is handed back by the store at once ({@link SharedCircuit.releaseTrial}).
    */
-  tryTrial(): Promise<number>;
+  tryTrial(token: string, limit: number): Promise<number>;
+  /** Hands back the trial slot if `token` still holds it, and tells the waiting processes. */
+  releaseTrial(token: string): Promise<void>;
   /** The fleet's state now. */
   read(): Promise<FleetCircuitState>;
   /**
@@ -202,6 +212,11 @@ export class StoreHealth {
   /** Whether a probe of an unavailable store is due (without taking it). */
   recheckDue(): boolean {
     return this.now() >= this.retryAt;
+  }
+
+  /** ms until the next probe of an unavailable store is due (0 when it is due). */
+  recheckIn(): number {
+    return Math.max(0, this.retryAt - this.now());
   }
 
   failed(error: unknown): void {

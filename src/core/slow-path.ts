@@ -309,7 +309,8 @@ export abstract class SlowPath extends Stages {
     if (breaker !== undefined) {
       permit = breaker.tryEnter(now);
       if (permit === ASK_STORE) {
-        const asked = breaker.enterShared();
+        const limit = Math.min(this.currentAttemptTimeout(), flow.deadline - now);
+        const asked = breaker.enterShared(limit);
         permit = await this.storeWait(flow, asked, (late) => breaker.release(late));
         now = this.clock.now();
       }

@@ -357,7 +357,7 @@ export class CircuitBreaker {
     if (state === 'open') {
       if (now - this.openedAt < this.openFor) return -1;
       // The fleet's circuit: one process across the fleet runs the trial (see enterShared).
-      if (this.link?.fleetOpen === true) return this.link.mayAsk() ? ASK_STORE : -1;
+      if (this.link?.fleetOpen === true) return this.link.mayAsk(now) ? ASK_STORE : -1;
       this.transition('halfOpen', now);
     } else if (state === 'isolated') {
       return -1;
@@ -370,10 +370,11 @@ export class CircuitBreaker {
   /**
    * @internal After `tryEnter` said {@link ASK_STORE}: asks the store for the fleet's trial slot and
    * admits the call as the trial when granted (or, while the store is unreachable, as a local trial).
+   * `limit` is the trial's own time limit in ms (`Infinity` for none): how long the slot is held.
    */
-  async enterShared(): Promise<number> {
+  async enterShared(limit = Infinity): Promise<number> {
     const link = this.link!;
-    const granted = await link.askTrial();
+    const granted = await link.askTrial(limit);
     const now = this.now();
     if (this.currentState !== 'open' || !link.fleetOpen) {
       // The fleet's outcome arrived meanwhile.

@@ -28,6 +28,8 @@ export interface LinkedBreaker {
   readonly slowCallRateThreshold: number;
   readonly halfOpenAfter: number;
   applyRemote(state: 'open' | 'closed' | 'isolated', retryAfter: number): void;
+  /** ms until an open circuit turns half-open (how long the fleet opens for, after a local trip). */
+  retryAfter(now: number): number;
 }
 
 /** Samples batched before a flush, at most. */
@@ -38,6 +40,9 @@ export const FLUSH_INTERVAL = 100;
 export const FLEET_COUNT_WINDOW = 10_000;
 /** Buckets of the fleet's window. */
 const BUCKETS = 10;
+/** Tells this process's trial-slot tokens from other processes' (no crypto in the core). */
+const PROCESS_ID = Math.random().toString(36).slice(2, 10);
+let links = 0;
 
 /**
  * @internal The link between one process's circuit breaker and the fleet's circuit in a store.
@@ -46,9 +51,14 @@ const BUCKETS = 10;
  *   {@link FLUSH_SAMPLES} samples), fire-and-forget; the reply is the fleet's window, and when its rate
  *   crosses the threshold (after `minimumCalls` fleet-wide) the fleet's circuit opens and every
  *   process hears it at once.
- * - Half-open: one process across the fleet takes the trial slot; the others keep rejecting until the
- *   trial's outcome arrives (closed, or open again).
- * - Store trouble: the local window alone decides, as without a store.
+ * - Whatever opens first (the fleet's window, this process's own window, `consecutiveFailures`), the
+ *   fleet acts as one breaker: a local trip opens the fleet's circuit too, or, when the fleet is open
+ *   or running its trial already, follows it.
+ * - Half-open: one process across the fleet takes the trial slot (for the trial's own time limit, under
+ *   a token only its caller holds); the others keep rejecting until the trial's outcome arrives
+ *   (closed, or open again), or the slot is handed back unused.
+ * - Store trouble: the local window alone decides, as without a store; one probe per `recheckAfter`
+ *   (a timer on the policy's clock, traffic or not) notices the store's return and reads the fleet.
  */
 export class CircuitLink {
   readonly shared: SharedCircuit;
@@ -59,7 +69,11 @@ export class CircuitLink {
   trialHeld = false;
   /** A trial-slot request is in flight. */
   asking = false;
+  /** Policy time before which asking for the trial slot is pointless (the store said so). */
   nextTrialAt = 0;
+  private readonly tokenPrefix = `${PROCESS_ID}:${++links}:`;
+  private asks = 0;
+  private probeTimer: TimerHandle = undefined;
   private calls = 0;
   private failures = 0;
   private slow = 0;
@@ -70,6 +84,12 @@ export class CircuitLink {
   private readonly onTimer = (): void => {
     this.timer = undefined;
     this.flush();
+  };
+  private readonly onProbe = (): void => {
+    this.probeTimer = undefined;
+    if (this.health.available) return;
+    if (this.health.usable()) void this.resync();
+    else this.watchHealth();
   };
 
   constructor(
@@ -90,6 +110,28 @@ export class CircuitLink {
       () => void this.resync(),
     );
     void this.resync();
+  }
+
+  private now(): number {
+    return (this.breaker.clock ?? systemClock).now();
+  }
+
+  /** Runs a store command, recording the store's health (`undefined` when it failed). */
+  private async guard<T>(task: () => Promise<T>): Promise<T | undefined> {
+    const result = await guarded(this.health, task);
+    if (result === undefined) this.watchHealth();
+    return result;
+  }
+
+  /**
+   * While the store is unavailable, probes it when the next probe is due, traffic or not: a breaker
+   * that is open sends no samples, and would otherwise notice the store's return only at its next
+   * trial. The probe reads the fleet's state, which it then follows.
+   */
+  private watchHealth(): void {
+    if (this.health.available || this.probeTimer !== undefined) return;
+    const clock = this.breaker.clock ?? systemClock;
+    this.probeTimer = clock.setTimer(this.onProbe, Math.max(1, this.health.recheckIn()), true);
   }
 
   /** Counts one outcome (bit 1: failure, bit 2: slow) for the next flush. */
@@ -124,6 +166,7 @@ export class CircuitLink {
       (error: unknown) => {
         this.flushing = false;
         this.health.failed(error);
+        this.watchHealth();
       },
     );
   }
@@ -142,10 +185,13 @@ export class CircuitLink {
     }
   }
 
-  private openFleet(force: boolean): void {
-    const ms = this.breaker.halfOpenAfter;
-    void guarded(this.health, () => this.shared.open(ms, force)).then((opened) => {
-      if (opened === true) this.apply({ state: 'open', retryAfter: ms }, true);
+  /** Opens the fleet's circuit for `ms`; when the fleet is open or half-open already, follows it. */
+  private openFleet(force: boolean, ms = this.breaker.halfOpenAfter): void {
+    const manual = this.manualActions;
+    void this.guard(() => this.shared.open(ms, force)).then((result) => {
+      if (result === undefined || manual !== this.manualActions) return;
+      if (result.opened) this.apply({ state: 'open', retryAfter: ms }, true);
+      else if (this.breaker.state === 'open') this.apply(result.circuit, true);
     });
   }
 
@@ -156,11 +202,17 @@ export class CircuitLink {
   apply(fleet: FleetCircuitState, message: boolean): void {
     const b = this.breaker;
     const local: CircuitState = b.state;
+    if (fleet.state === 'halfOpen') {
+      // The trial slot was handed back unused: whoever waits for it may ask now.
+      if (this.fleetOpen) this.nextTrialAt = 0;
+      return;
+    }
     if (fleet.state === 'open') {
       if (local === 'isolated' && !message) return;
       if (local === 'halfOpen' && this.trialHeld) return;
       this.fleetOpen = true;
       this.trialHeld = false;
+      this.nextTrialAt = 0;
       b.applyRemote('open', fleet.retryAfter);
     } else if (fleet.state === 'isolated') {
       if (local === 'isolated') return;
@@ -177,7 +229,7 @@ export class CircuitLink {
 
   private async resync(): Promise<void> {
     const manual = this.manualActions;
-    const fleet = await guarded(this.health, () => this.shared.read());
+    const fleet = await this.guard(() => this.shared.read());
     // A read that started before an isolate() or reset() of this process is stale.
     if (fleet !== undefined && manual === this.manualActions) this.apply(fleet, false);
   }
@@ -189,14 +241,18 @@ export class CircuitLink {
         // The fleet's trial failed: open the fleet's circuit again.
         this.trialHeld = false;
         this.fleetOpen = true;
-        this.openFleet(true);
+        this.openFleet(true, this.breaker.retryAfter(this.now()));
       } else {
-        // A local trip: let the fleet see the samples that caused it now.
+        // A local trip (its own window, consecutive failures, a local trial): the fleet opens too,
+        // or this process follows the fleet's opening or trial that is under way. The samples that
+        // caused it go out as well.
         this.flush();
+        if (this.health.usable()) this.openFleet(false, this.breaker.retryAfter(this.now()));
+        else this.watchHealth();
       }
     } else if (to === 'closed' && from === 'halfOpen' && this.trialHeld) {
       this.trialHeld = false;
-      void guarded(this.health, () => this.shared.close());
+      void this.guard(() => this.shared.close());
     } else if (to === 'halfOpen' && !this.trialHeld) {
       this.fleetOpen = false;
     }
@@ -207,23 +263,32 @@ export class CircuitLink {
     this.manualActions++;
     this.fleetOpen = false;
     this.trialHeld = false;
-    void guarded(this.health, () =>
-      to === 'isolated' ? this.shared.isolate() : this.shared.close(),
-    );
+    this.nextTrialAt = 0;
+    void this.guard(() => (to === 'isolated' ? this.shared.isolate() : this.shared.close()));
   }
 
   /** Whether a call may ask for the fleet's trial slot now (one request at a time). */
-  mayAsk(): boolean {
-    return !this.asking && Date.now() >= this.nextTrialAt;
+  mayAsk(now: number): boolean {
+    return !this.asking && now >= this.nextTrialAt;
   }
 
-  /** Asks for the fleet's trial slot: true granted, false not now, undefined store trouble. */
-  async askTrial(): Promise<boolean | undefined> {
+  /**
+   * Asks for the fleet's trial slot for a trial whose own time limit is `limit` ms: true granted,
+   * false not now, undefined store trouble (the caller then runs a local trial).
+   */
+  async askTrial(limit: number): Promise<boolean | undefined> {
+    if (!this.health.usable()) return undefined;
     this.asking = true;
     try {
-      const wait = await guarded(this.health, () => this.shared.tryTrial());
+      const token = this.tokenPrefix + String(++this.asks);
+      const wait = await this.guard(() => this.shared.tryTrial(token, limit));
       if (wait === undefined) return undefined;
-      if (wait > 0) this.nextTrialAt = Date.now() + wait;
+      if (wait === Infinity) {
+        // Isolated by hand (a message this process missed): follow it. Never a timer set to Infinity.
+        this.apply({ state: 'isolated', retryAfter: Infinity }, true);
+        return false;
+      }
+      if (wait > 0) this.nextTrialAt = this.now() + wait;
       return wait === 0;
     } finally {
       this.asking = false;

@@ -23,6 +23,7 @@ import {
   OPEN,
   READ,
   RECORD,
+  RELEASE_TRIAL,
   RESERVE,
   TRIAL,
 } from './scripts.js';
@@ -46,8 +47,10 @@ export interface RedisStoreOptions {
    */
   recheckAfter?: number;
   /**
-   * The longest a half-open trial holds the fleet's one trial slot, in ms: a process that died in the
-   * middle of its trial frees the slot after this. The default value is `10_000`.
+   * The longest a half-open trial holds the fleet's one trial slot, in ms. A trial with its own time
+   * limit (an attempt timeout, or the call's total deadline) holds it for that limit plus two
+   * `commandTimeout`s (time to report its outcome), if shorter: a process that died in the middle of
+   * its trial frees the slot after this. The default value is `10_000`.
    */
   trialTimeout?: number;
 }
@@ -83,6 +86,7 @@ const SCRIPTS = {
   close: script(CLOSE),
   isolate: script(ISOLATE),
   trial: script(TRIAL),
+  releaseTrial: script(RELEASE_TRIAL),
   read: script(READ),
   cacheGet: script(CACHE_GET),
   cacheSet: script(CACHE_SET),
@@ -236,21 +240,45 @@ export class RedisStore implements Store {
         )) as [number, number, number, string, number];
         return { calls, failures, slow, circuit: circuitState(state, ttl) };
       },
-      open: async (ms: number, force: boolean): Promise<boolean> =>
-        (await this.run(
+      open: async (ms: number, force: boolean) => {
+        const [opened, left] = (await this.run(
           SCRIPTS.open,
           [open, trial],
           [Math.max(1, Math.ceil(ms)), force ? '1' : '0', channel],
-        )) === 1,
+        )) as [number, number];
+        const circuit: FleetCircuitState =
+          opened < 0
+            ? { state: 'isolated', retryAfter: Infinity }
+            : { state: 'open', retryAfter: left };
+        return { opened: opened === 1, circuit };
+      },
       close: async (): Promise<void> => {
         await this.run(SCRIPTS.close, [open, trial, generation], [channel]);
       },
       isolate: async (): Promise<void> => {
         await this.run(SCRIPTS.isolate, [open, trial], [channel]);
       },
-      tryTrial: async (): Promise<number> => {
-        const wait = (await this.run(SCRIPTS.trial, [open, trial], [this.trialTimeout])) as number;
+      tryTrial: async (token: string, limit: number): Promise<number> => {
+        const ttl = Math.max(
+          1,
+          Math.ceil(Math.min(this.trialTimeout, limit + 2 * this.commandTimeout)),
+        );
+        const request = this.send(SCRIPTS.trial, [open, trial], [token, ttl]);
+        let wait: number;
+        try {
+          wait = (await this.timed(request)) as number;
+        } catch (error) {
+          // Redis may still run the request when it wakes (a stall, a replayed command): a slot
+          // granted to a caller that gave up is handed back at once, not held on behalf of nobody.
+          request.then((late) => {
+            if (late === 0) this.run(SCRIPTS.releaseTrial, [trial], [token, channel]).catch(ignore);
+          }, ignore);
+          throw error;
+        }
         return wait < 0 ? Infinity : wait;
+      },
+      releaseTrial: async (token: string): Promise<void> => {
+        await this.run(SCRIPTS.releaseTrial, [trial], [token, channel]);
       },
       read: async (): Promise<FleetCircuitState> => {
         const [state, ttl] = (await this.run(SCRIPTS.read, [open], [])) as [string, number];
@@ -361,13 +389,16 @@ export class RedisStore implements Store {
   }
 
   private run(script: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
+    return this.timed(this.send(script, keys, args));
+  }
+
+  /** Runs a script without the command timeout (its caller races the reply). */
+  private send(script: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
     const client = this.adapter;
-    return this.timed(
-      client.evalsha(script.sha, keys, args).catch((error: unknown) => {
-        if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-        return client.eval(script.source, keys, args);
-      }),
-    );
+    return client.evalsha(script.sha, keys, args).catch((error: unknown) => {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return client.eval(script.source, keys, args);
+    });
   }
 
   private timed<T>(promise: Promise<T>): Promise<T> {
@@ -411,6 +442,7 @@ function circuitState(state: string, ttl: number): FleetCircuitState {
 
 function parseMessage(message: string): FleetCircuitState | undefined {
   if (message === 'closed') return { state: 'closed', retryAfter: 0 };
+  if (message === 'trial-free') return { state: 'halfOpen', retryAfter: 0 };
   if (message === 'isolated') return { state: 'isolated', retryAfter: Infinity };
   if (message.startsWith('open:')) {
     const ms = Number(message.slice(5));
@@ -430,4 +462,8 @@ function parseMessage(message: string): FleetCircuitState | undefined {
  */
 export function redisStore(client: RedisClient, options: RedisStoreOptions = {}): RedisStore {
   return new RedisStore(client, options);
+}
+
+function ignore(): void {
+  // failures here are seen through the commands' health
 }

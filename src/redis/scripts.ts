@@ -109,17 +109,22 @@ return {c, f, s, redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[1])}
 `;
 
 /**
- * Opens the circuit for ARGV[1] ms and publishes it on ARGV[3]. Without force (ARGV[2] = '0') it
- * does nothing while the circuit is open, isolated, or half-open (a trial holds KEYS[2]).
+ * Opens the circuit for ARGV[1] ms and publishes it on ARGV[3]. Returns `{1, ms}` when it opened it.
+ * Without force (ARGV[2] = '0') it does nothing while the circuit is open (`{0, ms left}`), half-open
+ * with a trial running (`{0, 0}`: the trial's outcome decides) or isolated (`{-1, 0}`): the caller
+ * then follows the fleet instead of running its own trials.
  */
 export const OPEN = `
 local state = redis.call('GET', KEYS[1])
-if state == 'isolated' then return 0 end
-if ARGV[2] ~= '1' and (state or redis.call('EXISTS', KEYS[2]) == 1) then return 0 end
+if state == 'isolated' then return {-1, 0} end
+if ARGV[2] ~= '1' then
+  if state then return {0, math.max(1, redis.call('PTTL', KEYS[1]))} end
+  if redis.call('EXISTS', KEYS[2]) == 1 then return {0, 0} end
+end
 redis.call('SET', KEYS[1], 'open', 'PX', ARGV[1])
 redis.call('DEL', KEYS[2])
 redis.call('PUBLISH', ARGV[3], 'open:' .. ARGV[1])
-return 1
+return {1, tonumber(ARGV[1])}
 `;
 
 /** Closes the circuit with a fresh window (a new generation) and publishes it on ARGV[1]. */
@@ -139,16 +144,28 @@ return 1
 `;
 
 /**
- * Takes the one trial slot for ARGV[1] ms. Returns 0 when granted, or the ms to wait before asking
- * again: while the circuit is still open (its time left), or another process holds the slot (the
- * slot's time left; its outcome usually arrives before). -1 when isolated.
+ * Takes the one trial slot for ARGV[2] ms on behalf of the caller's token ARGV[1]. Returns 0 when
+ * granted, or the ms to wait before asking again: while the circuit is still open (its time left), or
+ * another caller holds the slot (the slot's time left; its outcome usually arrives before). -1 when
+ * isolated.
  */
 export const TRIAL = `
 local state = redis.call('GET', KEYS[1])
 if state == 'isolated' then return -1 end
 if state then return math.max(1, redis.call('PTTL', KEYS[1])) end
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
 return math.max(1, redis.call('PTTL', KEYS[2]))
+`;
+
+/**
+ * Hands back the trial slot KEYS[1] if the token ARGV[1] still holds it, and tells the processes
+ * waiting for it on ARGV[2] that they may ask again. Returns 1 when it freed the slot.
+ */
+export const RELEASE_TRIAL = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[2], 'trial-free')
+return 1
 `;
 
 /** The circuit's state and the ms its open key has left. */

@@ -9,6 +9,7 @@ import {
   type ResilienceEvent,
 } from '../../src/index.js';
 import { redisStore, type RedisStore } from '../../src/redis/index.js';
+import { ManualClock } from '../helpers/manual-clock.js';
 import { connect, noRedis, RedisServer, sleep, until } from './server.js';
 
 const fail = async (): Promise<never> => {
@@ -184,5 +185,215 @@ describe.skipIf(noRedis)('circuitBreaker with a Redis store', () => {
     await s.close();
     c.disconnect();
     await local.stop();
+  });
+
+  /** Fails `breaker`'s window (minimumCalls 4) and waits until `watcher` has heard the fleet open. */
+  async function openFleet(breaker: CircuitBreaker, watcher: CircuitBreaker): Promise<void> {
+    const fn = resilient(fail, { circuitBreaker: breaker });
+    for (let i = 0; i < 4; i++) await fn().catch(() => undefined);
+    await until(() => watcher.state === 'open', 2_000, 'fleet open');
+  }
+
+  it('#11.6: finding the circuit isolated does not stop a process asking for trials after a reset', async () => {
+    const [a, b] = pair({ halfOpenAfter: 200 });
+    await openFleet(a, b);
+    // The fleet is isolated by a message b never hears (it was disconnected, say).
+    await client.set(`bulwark:cb:{${a.name!}}:open`, 'isolated');
+    await sleep(250);
+    let runs = 0;
+    const gb = resilient(
+      async () => {
+        runs++;
+        return 'ok';
+      },
+      { circuitBreaker: b },
+    );
+    // b asks for the trial, learns the fleet is isolated, and follows it.
+    expect(isOpenError(await gb().catch((e: unknown) => e))).toBe(true);
+    expect(b.state).toBe('isolated');
+    a.reset();
+    await until(() => b.state === 'closed', 2_000, 'reset heard');
+    await openFleet(a, b);
+    await sleep(250);
+    // The next half-open cycle: b asks again, gets the trial and closes the fleet.
+    await until(
+      async () => {
+        await gb().catch(() => undefined);
+        return runs > 0;
+      },
+      2_000,
+      'a trial in b',
+    );
+    expect(runs).toBe(1);
+    await until(() => a.state === 'closed', 2_000, 'fleet closed');
+  });
+
+  it('#11.5: a trial request abandoned in a Redis stall frees its slot when Redis wakes', async () => {
+    const local = await RedisServer.start();
+    const ca = await connect(local.port);
+    const cb = await connect(local.port);
+    // Default trialTimeout (10 s): the slot must not be held for it on behalf of nobody.
+    const sa = redisStore(ca, { commandTimeout: 50, recheckAfter: 50 });
+    const sb = redisStore(cb, { commandTimeout: 50, recheckAfter: 50 });
+    const shared = name();
+    const options = { name: shared, minimumCalls: 4, halfOpenAfter: 200 };
+    const a = circuitBreaker({ ...options, store: sa });
+    const b = circuitBreaker({ ...options, store: sb });
+    try {
+      await sleep(50); // subscribed
+      await openFleet(a, b);
+      await sleep(250);
+      const aEvents: string[] = [];
+      a.on((e) => aEvents.push(e.type));
+      local.pause();
+      // a's trial request times out: a runs a local trial (the store is in trouble) and closes.
+      await expect(resilient(ok, { circuitBreaker: a })()).resolves.toBe('ok');
+      expect(aEvents).toContain('storeUnavailable');
+      expect(a.state).toBe('closed');
+      local.resume();
+      // Redis runs a's request when it wakes; a hands the slot back at once.
+      const trialKey = `bulwark:cb:{${shared}}:trial`;
+      await until(async () => (await cb.exists(trialKey)) === 0, 2_000, 'slot handed back');
+      // b gets the trial against the healthy downstream within moments, not after 10 s.
+      let runs = 0;
+      const gb = resilient(
+        async () => {
+          runs++;
+          return 'ok';
+        },
+        { circuitBreaker: b },
+      );
+      await until(
+        async () => {
+          await gb().catch(() => undefined);
+          return runs > 0;
+        },
+        2_000,
+        'b runs the trial',
+      );
+      expect(b.state).toBe('closed');
+    } finally {
+      local.resume();
+      await sa.close();
+      await sb.close();
+      ca.disconnect();
+      cb.disconnect();
+      await local.stop();
+    }
+  }, 15_000);
+
+  it('#11.5: a waiting process may ask again at once when the slot is handed back', async () => {
+    const [a, b] = pair({ halfOpenAfter: 200 });
+    await openFleet(a, b);
+    await until(async () => (await client.exists(`bulwark:cb:{${a.name!}}:open`)) === 0);
+    const trialKey = `bulwark:cb:{${a.name!}}:trial`;
+    await client.set(trialKey, 'ghost', 'PX', 60_000);
+    await sleep(250);
+    let runs = 0;
+    const gb = resilient(
+      async () => {
+        runs++;
+        return 'ok';
+      },
+      { circuitBreaker: b },
+    );
+    expect(isOpenError(await gb().catch((e: unknown) => e))).toBe(true); // held: wait ~60 s
+    await store.forCircuit(a.name!).releaseTrial('ghost');
+    await until(
+      async () => {
+        await gb().catch(() => undefined);
+        return runs > 0;
+      },
+      2_000,
+      'b runs the trial',
+    );
+    expect(runs).toBe(1);
+  });
+
+  it('#11.5: a trial holds the slot for its own time limit, not trialTimeout', async () => {
+    const [a, b] = pair({ halfOpenAfter: 200 });
+    await openFleet(a, b);
+    await sleep(250);
+    let release = (): void => undefined;
+    const trial = resilient(
+      () =>
+        new Promise<string>((resolve) => {
+          release = () => resolve('ok');
+        }),
+      { circuitBreaker: b, timeout: 300 },
+    )();
+    const trialKey = `bulwark:cb:{${a.name!}}:trial`;
+    await until(async () => (await client.exists(trialKey)) === 1, 2_000, 'slot taken');
+    const ttl = await client.pttl(trialKey);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(300 + 2 * store.commandTimeout);
+    release();
+    await expect(trial).resolves.toBe('ok');
+  });
+
+  it('#11.7: asks for the trial slot again on the policy clock, not Date.now()', async () => {
+    const clock = new ManualClock(1_000);
+    const shared = name();
+    const a = circuitBreaker({ name: shared, store, minimumCalls: 4, halfOpenAfter: 300 });
+    const b = circuitBreaker({ name: shared, store, minimumCalls: 4, halfOpenAfter: 300, clock });
+    await sleep(50);
+    await openFleet(a, b);
+    const trialKey = `bulwark:cb:{${shared}}:trial`;
+    await until(async () => (await client.exists(`bulwark:cb:{${shared}}:open`)) === 0);
+    await client.set(trialKey, 'someone', 'PX', 60_000);
+    let runs = 0;
+    const gb = resilient(
+      async () => {
+        runs++;
+        return 'ok';
+      },
+      { circuitBreaker: b, clock },
+    );
+    await clock.advance(301);
+    expect(isOpenError(await gb().catch((e: unknown) => e))).toBe(true); // the slot is held
+    // The holder vanished without a word; b asks again once the slot's time is up on its clock.
+    await client.del(trialKey);
+    expect(isOpenError(await gb().catch((e: unknown) => e))).toBe(true); // not yet
+    expect(runs).toBe(0);
+    await clock.advance(60_000);
+    await expect(gb()).resolves.toBe('ok');
+    expect(runs).toBe(1);
+  });
+
+  it('#11.7: an open breaker notices the store is back within recheckAfter, traffic or not', async () => {
+    const local = await RedisServer.start();
+    const c = await connect(local.port);
+    const s = redisStore(c, { commandTimeout: 50, recheckAfter: 1_000 });
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({
+      name: name(),
+      store: s,
+      minimumCalls: 4,
+      halfOpenAfter: 60_000,
+      clock,
+    });
+    const events: string[] = [];
+    breaker.on((e) => events.push(e.type));
+    try {
+      await sleep(50); // subscribed
+      local.pause();
+      const fn = resilient(fail, { circuitBreaker: breaker, clock });
+      for (let i = 0; i < 4; i++) await fn().catch(() => undefined);
+      expect(breaker.state).toBe('open'); // its own window; opening the fleet's times out
+      await until(() => events.includes('storeUnavailable'), 2_000, 'storeUnavailable');
+      local.resume();
+      await clock.advance(999);
+      await sleep(100);
+      expect(events).not.toContain('storeRecovered'); // the next probe is not due yet
+      await clock.advance(1);
+      await until(() => events.includes('storeRecovered'), 2_000, 'storeRecovered');
+      // No call was made meanwhile: the breaker is still open, and tells the fleet now.
+      expect(breaker.state).toBe('open');
+    } finally {
+      local.resume();
+      await s.close();
+      c.disconnect();
+      await local.stop();
+    }
   });
 });

@@ -210,6 +210,19 @@ export class RedisServer {
     await this.signal('SIGKILL');
   }
 
+  /**
+   * Freezes the server (SIGSTOP): connections stay open, commands wait unanswered in the socket, and
+   * run when {@link RedisServer.resume} wakes it: a stall, deterministic where `DEBUG SLEEP` races.
+   */
+  pause(): void {
+    for (const child of this.children) child.kill('SIGSTOP');
+  }
+
+  /** Wakes a server frozen by {@link RedisServer.pause}. */
+  resume(): void {
+    for (const child of this.children) child.kill('SIGCONT');
+  }
+
   async stop(): Promise<void> {
     await this.signal('SIGTERM');
     if (this.dir !== undefined) rmSync(this.dir, { recursive: true, force: true });
@@ -224,6 +237,7 @@ export class RedisServer {
         child.removeAllListeners('exit');
         const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
         child.kill(signal);
+        if (signal !== 'SIGKILL') child.kill('SIGCONT'); // a paused server acts on it once woken
         await exited;
         running.delete(child);
       }),

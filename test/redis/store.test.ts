@@ -72,20 +72,42 @@ describe.skipIf(noRedis)('redisStore', () => {
     expect(await client.pttl('bulwark:rl:{counted}:procs')).toBeLessThanOrEqual(3_000);
   });
 
-  it('circuit primitives: open, trial, isolate, close, read', async () => {
+  it('circuit primitives: open, trial, release, isolate, close, read', async () => {
     const circuit = store.forCircuit('primitives');
+    const trialKey = 'bulwark:cb:{primitives}:trial';
     await expect(circuit.read()).resolves.toEqual({ state: 'closed', retryAfter: 0 });
-    await expect(circuit.tryTrial()).resolves.toBe(0); // closed: granted (nobody asks then)
-    await expect(circuit.tryTrial()).resolves.toBeGreaterThan(0); // held
-    await expect(circuit.open(500, false)).resolves.toBe(false); // a trial runs: not without force
-    await expect(circuit.open(500, true)).resolves.toBe(true);
-    await expect(circuit.open(500, false)).resolves.toBe(false); // open already
+    await expect(circuit.tryTrial('a', Infinity)).resolves.toBe(0); // closed: granted (nobody asks then)
+    // The slot is held under the caller's token, for the trial's own limit (+ 2 command timeouts).
+    expect(await client.get(trialKey)).toBe('a');
+    expect(await client.pttl(trialKey)).toBeGreaterThan(1_000);
+    await expect(circuit.tryTrial('b', 100)).resolves.toBeGreaterThan(0); // held
+    // Another token cannot hand it back; its holder can.
+    await circuit.releaseTrial('b');
+    expect(await client.get(trialKey)).toBe('a');
+    await circuit.releaseTrial('a');
+    expect(await client.exists(trialKey)).toBe(0);
+    await expect(circuit.tryTrial('b', 100)).resolves.toBe(0);
+    expect(await client.pttl(trialKey)).toBeLessThanOrEqual(100 + 2 * store.commandTimeout);
+    // A trial runs: not opened without force; the caller is told to follow the fleet's trial.
+    await expect(circuit.open(500, false)).resolves.toEqual({
+      opened: false,
+      circuit: { state: 'open', retryAfter: 0 },
+    });
+    await expect(circuit.open(500, true)).resolves.toMatchObject({ opened: true });
+    const again = await circuit.open(500, false); // open already: its time left
+    expect(again.opened).toBe(false);
+    expect(again.circuit.state).toBe('open');
+    expect(again.circuit.retryAfter).toBeGreaterThan(0);
+    expect(again.circuit.retryAfter).toBeLessThanOrEqual(500);
     const state = await circuit.read();
     expect(state.state).toBe('open');
-    await expect(circuit.tryTrial()).resolves.toBeGreaterThan(0); // still open: wait
+    await expect(circuit.tryTrial('c', Infinity)).resolves.toBeGreaterThan(0); // still open: wait
     await circuit.isolate();
-    await expect(circuit.tryTrial()).resolves.toBe(Infinity);
-    await expect(circuit.open(500, true)).resolves.toBe(false);
+    await expect(circuit.tryTrial('c', Infinity)).resolves.toBe(Infinity);
+    await expect(circuit.open(500, true)).resolves.toEqual({
+      opened: false,
+      circuit: { state: 'isolated', retryAfter: Infinity },
+    });
     await expect(circuit.read()).resolves.toEqual({ state: 'isolated', retryAfter: Infinity });
     await circuit.close();
     await expect(circuit.read()).resolves.toEqual({ state: 'closed', retryAfter: 0 });
@@ -113,10 +135,11 @@ describe.skipIf(noRedis)('redisStore', () => {
     await client.publish('bulwark:cb:{messages}', 'open:x');
     await client.publish('bulwark:cb:{messages}', 'open:100');
     await client.publish('bulwark:cb:{messages}', 'isolated');
+    await client.publish('bulwark:cb:{messages}', 'trial-free');
     const heard = () => seen.filter((state) => state !== 'closed');
-    await until(() => heard().length === 2, 2_000, 'messages');
+    await until(() => heard().length === 3, 2_000, 'messages');
     // (Sorted: on a cluster, messages published through different nodes may arrive in either order.)
-    expect(heard().sort()).toEqual(['isolated', 'open']);
+    expect(heard().sort()).toEqual(['halfOpen', 'isolated', 'open']);
     off();
     off();
     off2();
