@@ -243,13 +243,15 @@ export function subscribe(
     throw new TypeError(`Expected \`on(listener)\` to get a function, got ${typeof listener}`);
   const offPipeline = events.on(listener);
   const offBreaker = resolved.breaker?.on(listener);
-  // Store events (storeUnavailable, storeRecovered) of a limiter or a cache with a store.
+  // Store events (storeUnavailable, storeRecovered) of a limiter, a cache or a bulkhead with a store.
   const offLimiter =
     resolved.limiter?.shared === undefined ? undefined : resolved.limiter.on(listener);
   const offCache = cache?.shared === undefined ? undefined : cache.on(listener);
-  // An adaptive bulkhead's limit changes.
+  // An adaptive bulkhead's limit changes; a shared bulkhead's store events.
   const offBulkhead =
-    resolved.bulkhead?.adaptive === undefined ? undefined : resolved.bulkhead.on(listener);
+    resolved.bulkhead?.adaptive === undefined && resolved.bulkhead?.link === undefined
+      ? undefined
+      : resolved.bulkhead.on(listener);
   return () => {
     offPipeline();
     offBreaker?.();

@@ -17,6 +17,8 @@ export interface Store {
   forCircuit(name: string): SharedCircuit;
   /** The shared entries of the cache called `name`. */
   forCache(name: string): SharedCache;
+  /** The fleet-wide slots of the bulkhead called `name` (a store without it cannot back a bulkhead). */
+  forBulkhead?(name: string): SharedBulkhead;
   /** After a failed command, how long the policies use their local behaviour before they try again, in ms. */
   readonly recheckAfter?: number;
 }
@@ -89,7 +91,8 @@ export interface SharedCircuit {
    * Takes the fleet's one half-open trial slot for the caller holding `token`, for at most `limit` ms
    * (the trial call's own time limit; `Infinity` when it has none, the store then caps it): 0 when
    * granted, otherwise the ms before asking again makes sense (the circuit is still open, or another
-   * process holds the slot; `Infinity`: isolated). A grant that arrives after the caller gave up on
+   * process holds the slot; `Infinity`: isolated), or a negative number when the fleet's circuit is
+   * closed (a trial's success closed it: nothing to try). A grant that arrives after the caller gave up on
    * the request is handed back by the store at once ({@link SharedCircuit.releaseTrial}).
    */
   tryTrial(token: string, limit: number): Promise<number>;
@@ -102,6 +105,35 @@ export interface SharedCircuit {
    * subscription came back after a disconnection). Returns the unsubscribe function.
    */
   subscribe(onMessage: (state: FleetCircuitState) => void, onResync: () => void): () => void;
+}
+
+/** What a shared bulkhead is asked for. */
+export interface BulkheadRequest {
+  readonly maxConcurrent: number;
+  /** Callers that may wait fleet-wide (`Infinity`: no bound). */
+  readonly maxQueue: number;
+  /** Whether the caller may queue at all (false: a slot now, or nothing). */
+  readonly queue: boolean;
+  /** How long a slot or a place in the queue lasts unless renewed, in ms. */
+  readonly lease: number;
+}
+
+/**
+ * A bulkhead's fleet-wide slots: a semaphore with a FIFO queue, each holder and waiter named by a
+ * token and held on a lease (a process that dies stops renewing: its slots come back).
+ */
+export interface SharedBulkhead {
+  /**
+   * Takes a slot for `token`, or queues it (asked again, it keeps its place and renews it):
+   * 1 granted, 0 queued, -1 rejected (no slot, and no room or no wish to queue).
+   */
+  acquire(token: string, request: BulkheadRequest): Promise<number>;
+  /** Renews the leases of these tokens' slots and places in the queue. */
+  renew(tokens: readonly string[], lease: number): Promise<void>;
+  /** Gives back `token`'s slot or place in the queue; waiters hear of a freed slot. */
+  release(token: string): Promise<void>;
+  /** Listens for freed slots. Returns the unsubscribe function. */
+  subscribe(onFree: () => void): () => void;
 }
 
 /** A stored cache value: its encoded text and how long the store keeps it, in ms. */

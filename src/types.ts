@@ -8,4 +8,4 @@
 export type CircuitState = 'closed' | 'open' | 'halfOpen' | 'isolated';
 
 /** What {@link StoreUnavailable} events name. */
-export type StorePolicy = 'circuitBreaker' | 'rateLimiter' | 'cache';
+export type StorePolicy = 'circuitBreaker' | 'rateLimiter' | 'cache' | 'bulkhead';

@@ -3,6 +3,7 @@ import { clearTimer, setTimer } from '../clock.js';
 import type { Emitter } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Bulkhead, BulkheadWaiter } from '../policies/bulkhead.js';
+import { SLOT_FULL, SLOT_LOCAL, type SlotResult } from '../policies/shared-bulkhead.js';
 import { ASK_STORE } from '../policies/circuit-breaker.js';
 import type { ResolvedHedge } from '../policies/hedge.js';
 import type { ResolvedLatencyTimeout } from '../policies/timeout.js';
@@ -165,7 +166,9 @@ export abstract class SlowPath extends Stages {
       this.signal !== undefined ||
       this.hedge !== undefined ||
       this.latencyTimeout !== undefined ||
-      this.bulkhead?.adaptive !== undefined;
+      this.bulkhead?.adaptive !== undefined ||
+      // A bulkhead with a store answers on the slow path (one round trip to the store).
+      this.bulkhead?.link !== undefined;
     // The fallback runs here only when there is no cache: with a cache, the cache stage sees the failure
     // first (to serve a stale value) and applies the fallback itself. `execute` (no `fn`) skips the
     // cache stage, so its pipeline always applies the fallback here.
@@ -306,6 +309,7 @@ export abstract class SlowPath extends Stages {
     let now = this.clock.now();
     const breaker = this.breaker;
     let permit = 0;
+    let slot: SlotResult = SLOT_LOCAL;
     if (breaker !== undefined) {
       permit = breaker.tryEnter(now);
       if (permit === ASK_STORE) {
@@ -341,7 +345,12 @@ export abstract class SlowPath extends Stages {
         }
       }
       const bulkhead = this.bulkhead;
-      if (bulkhead !== undefined && !bulkhead.tryAcquire()) {
+      if (bulkhead?.link !== undefined) {
+        slot = await this.fleetSlot(flow, bulkhead);
+        now = this.clock.now();
+      }
+      // Without a store, or with one that is unavailable (`onStoreError: 'local'`): this process's slots.
+      if (bulkhead !== undefined && slot === SLOT_LOCAL && !bulkhead.tryAcquire()) {
         await this.queue(flow, bulkhead);
         now = this.clock.now();
       }
@@ -351,15 +360,65 @@ export abstract class SlowPath extends Stages {
     }
     if (flow.aborted) {
       // Aborted after the bulkhead slot was taken or handed over (before this resumed): give it back.
-      this.bulkhead?.release();
+      this.releaseSlotOf(slot);
       breaker?.release(permit);
       throw flow.reason;
     }
-    return this.runAttempt(flow, attempt, permit, now);
+    return this.runAttempt(flow, attempt, permit, now, slot);
+  }
+
+  /** Gives back a bulkhead slot: a fleet slot's token, a local slot, or none (SLOT_NONE). */
+  private releaseSlotOf(slot: SlotResult): void {
+    const bulkhead = this.bulkhead;
+    if (bulkhead === undefined) return;
+    if (typeof slot === 'string') bulkhead.link!.release(slot);
+    else if (slot === SLOT_LOCAL) bulkhead.release();
+  }
+
+  /**
+   * Takes a slot of the fleet's bulkhead, waiting in the fleet's FIFO queue at most `queueTimeout` (or
+   * what is left of the call's deadline); rejects like the local queue, and with the caller's abort.
+   */
+  private fleetSlot(flow: Flow, bulkhead: Bulkhead): Promise<SlotResult> {
+    const link = bulkhead.link!;
+    const remaining = flow.deadline - this.clock.now();
+    const wait = link.acquire(Math.max(0, Math.min(bulkhead.queueTimeout, remaining)), this.clock);
+    return new Promise((resolve, reject) => {
+      let aborted = false;
+      flow.whenAborted((reason) => {
+        aborted = true;
+        link.cancel(wait);
+        reject(reason);
+      });
+      void wait.promise.then((result) => {
+        if (aborted) {
+          // The slot arrived as the caller gave up: hand it back.
+          if (typeof result === 'string') link.release(result);
+          return;
+        }
+        flow.onAbort = undefined;
+        if (typeof result === 'string' || result >= 0) return resolve(result);
+        if (result === SLOT_FULL) {
+          bulkhead.countRejection();
+          reject(this.rejection('bulkheadFull', 0));
+        } else if (bulkhead.queueTimeout <= remaining) {
+          bulkhead.countRejection();
+          reject(this.rejection('bulkheadQueueTimeout', 0));
+        } else {
+          reject(this.timeoutError(this.totalTimeout, 'total'));
+        }
+      });
+    });
   }
 
   /** Runs `fn` once, racing its attempt timeout (or the call's deadline) and the caller's abort. */
-  private runAttempt(flow: Flow, attempt: number, permit: number, start: number): Promise<unknown> {
+  private runAttempt(
+    flow: Flow,
+    attempt: number,
+    permit: number,
+    start: number,
+    slot: SlotResult,
+  ): Promise<unknown> {
     const context = flow.task === undefined ? undefined : new Attempt(attempt);
     // A caller abort while `fn` still runs synchronously must reach its signal at once: until the
     // handler below takes over (it runs at once if the call was aborted meanwhile), the abort only
@@ -403,7 +462,13 @@ export abstract class SlowPath extends Stages {
       // The adaptive limit learns from how long `fn` really took, a timed-out call included.
       const complete = (): void => bulkhead.complete(start, this.clock.now(), timedOut);
       promise.then(complete, complete);
-    } else if (bulkhead !== undefined) promise.then(this.releaseSlot, this.releaseSlot);
+    } else if (typeof slot === 'string') {
+      // A fleet slot is released by its token (slow path only: a closure per call is fine here).
+      const link = bulkhead!.link!;
+      const release = (): void => link.release(slot);
+      promise.then(release, release);
+    } else if (bulkhead !== undefined && slot === SLOT_LOCAL)
+      promise.then(this.releaseSlot, this.releaseSlot);
     return new Promise((resolve, reject) => {
       let settled = false;
       let timer: unknown = undefined;

@@ -1,7 +1,9 @@
 import { RingBuffer } from '../core/ring-buffer.js';
 import { Problems } from '../core/validate.js';
 import { Emitter, type Listener, type Unsubscribe } from '../events.js';
+import { storeOption, type Store } from '../store.js';
 import { AdaptiveLimit, resolveAdaptive, type AdaptiveOptions } from './adaptive.js';
+import { BulkheadLink } from './shared-bulkhead.js';
 
 /** Options of the bulkhead; a number is `maxConcurrent`. */
 export interface BulkheadOptions {
@@ -14,18 +16,39 @@ export interface BulkheadOptions {
   /**
    * Let the limit follow the downstream's latency instead of a fixed `maxConcurrent`: `true` or an
    * algorithm name for the defaults, or options (see "Adaptive concurrency" in the README). The limit
-   * then moves between `minLimit` and `maxLimit`; `maxConcurrent` must not be given.
-   * The default value is none (a fixed limit).
+   * then moves between `minLimit` and `maxLimit`; `maxConcurrent` must not be given, nor a `store`
+   * (the limit is one process's view of the downstream's latency). The default value is none (a fixed
+   * limit).
    */
   adaptive?: boolean | AdaptiveOptions['algorithm'] | AdaptiveOptions;
-  /** Name (used in `describe()`). The default value is none. */
+  /** Name (used in `describe()`, and by a `store`: the same name is the same slots). The default value is none. */
   name?: string;
+  /**
+   * Shares the slots across processes (`redisStore(client)` from `bulwark/redis`): at most
+   * `maxConcurrent` calls in flight in the whole fleet, and at most `maxQueue` callers waiting
+   * fleet-wide, woken in FIFO order. Requires a `name`. The default value is none (in memory).
+   */
+  store?: Store;
+  /**
+   * With a `store`: how long a slot (or a place in the queue) outlives a process that stopped renewing
+   * it, in ms. A running call's slot is renewed every `slotLease / 3` ms; the slots of a process that
+   * died come back after at most `slotLease`. The default value is `5_000`.
+   */
+  slotLease?: number;
+  /**
+   * With a `store`, while Redis is unreachable or slow: `'local'` the same bulkhead in this process alone
+   * (the fleet may then run `maxConcurrent` calls per process), `'allow'` run without a slot,
+   * `'reject'` reject (`BulkheadRejectedError { reason: 'full' }`). The default value is `'local'`.
+   */
+  onStoreError?: 'local' | 'allow' | 'reject';
 }
 
 export const BULKHEAD_DEFAULTS = Object.freeze({
   maxConcurrent: 10,
   maxQueue: 0,
   queueTimeout: Infinity,
+  slotLease: 5_000,
+  onStoreError: 'local' as const,
 });
 
 /** @internal a caller parked in the queue. */
@@ -49,7 +72,11 @@ export class Bulkhead {
   readonly adaptive: AdaptiveLimit | undefined;
   /** Calls allowed in flight now: `maxConcurrent`, or the adaptive limit. */
   limit: number;
-  /** Events of the adaptive limit (`concurrencyLimitChanged`). */
+  readonly slotLease: number;
+  readonly onStoreError: 'local' | 'allow' | 'reject';
+  /** @internal the fleet's slots, when a `store` was given. */
+  readonly link: BulkheadLink | undefined;
+  /** Events of the adaptive limit (`concurrencyLimitChanged`) and of a store (`storeUnavailable`, `storeRecovered`). */
   readonly events = new Emitter();
   private inFlight = 0;
   private readonly queue: RingBuffer<BulkheadWaiter>;
@@ -66,6 +93,9 @@ export class Bulkhead {
             'queueTimeout',
             'adaptive',
             'name',
+            'store',
+            'slotLease',
+            'onStoreError',
           ]) ?? {});
     const concurrentPath = typeof options === 'number' ? path : `${path}.maxConcurrent`;
     this.maxConcurrent = problems.number(
@@ -103,14 +133,44 @@ export class Bulkhead {
     const name = 'name' in o ? o.name : undefined;
     if (name !== undefined && typeof name !== 'string')
       problems.add(`${path}.name`, name, 'a string');
+    const store = 'store' in o ? o.store : undefined;
+    const sharedIn = storeOption(problems, path, store, name, 'bulkhead');
+    if (sharedIn !== undefined && typeof sharedIn.forBulkhead !== 'function')
+      problems.add(`${path}.store`, store, 'a Store that shares bulkheads (forBulkhead)');
+    if (adaptive !== undefined && store !== undefined)
+      problems.raw(
+        `\`${path}.store\` cannot be used with \`${path}.adaptive\`: a fleet-wide bulkhead has a fixed \`maxConcurrent\` (an adaptive limit follows one process's view of the downstream's latency)`,
+      );
+    const slotLease = 'slotLease' in o ? o.slotLease : undefined;
+    const onStoreError = 'onStoreError' in o ? o.onStoreError : undefined;
+    this.slotLease = problems.number(`${path}.slotLease`, slotLease, BULKHEAD_DEFAULTS.slotLease, {
+      min: 0,
+      exclusiveMin: true,
+    });
+    this.onStoreError = problems.oneOf(
+      `${path}.onStoreError`,
+      onStoreError,
+      ['local', 'allow', 'reject'],
+      BULKHEAD_DEFAULTS.onStoreError,
+    );
+    if (store === undefined) {
+      if (slotLease !== undefined)
+        problems.raw(`\`${path}.slotLease\` applies to a bulkhead with a \`store\``);
+      if (onStoreError !== undefined)
+        problems.raw(`\`${path}.onStoreError\` applies to a bulkhead with a \`store\``);
+    }
     problems.throwIfAny(path === 'bulkhead' ? 'Invalid bulkhead options' : undefined);
     this.name = typeof name === 'string' ? name : undefined;
     this.queue = new RingBuffer(this.maxQueue);
     this.adaptive = adaptive === undefined ? undefined : new AdaptiveLimit(adaptive);
     this.limit = this.adaptive?.limit ?? this.maxConcurrent;
+    this.link =
+      sharedIn === undefined
+        ? undefined
+        : new BulkheadLink(this, sharedIn, this.name!, this.events);
   }
 
-  /** Listens to this bulkhead's events (`concurrencyLimitChanged`). */
+  /** Listens to this bulkhead's events (`concurrencyLimitChanged`, `storeUnavailable`, `storeRecovered`). */
   on(listener: Listener): Unsubscribe {
     return this.events.on(listener);
   }
@@ -179,9 +239,17 @@ export class Bulkhead {
     this.rejected++;
   }
 
-  /** `limit` (the adaptive limit now) only when the bulkhead is adaptive. */
+  /**
+   * This process's calls in flight and waiting (with a store: the fleet slots it holds, and its waiters
+   * in the fleet's queue, too); `limit` (the adaptive limit now) only when the bulkhead is adaptive.
+   */
   stats(): { inFlight: number; queued: number; rejected: number; limit?: number } {
-    const stats = { inFlight: this.inFlight, queued: this.queue.length, rejected: this.rejected };
+    const link = this.link;
+    const stats = {
+      inFlight: this.inFlight + (link?.holding ?? 0),
+      queued: this.queue.length + (link?.queued ?? 0),
+      rejected: this.rejected,
+    };
     return this.adaptive === undefined ? stats : { ...stats, limit: this.limit };
   }
 
@@ -193,6 +261,9 @@ export class Bulkhead {
       ...(this.adaptive === undefined ? {} : { adaptive: { ...this.adaptive.options } }),
       maxQueue: this.maxQueue,
       queueTimeout: this.queueTimeout === Infinity ? 'none' : this.queueTimeout,
+      ...(this.link === undefined
+        ? {}
+        : { store: 'shared', slotLease: this.slotLease, onStoreError: this.onStoreError }),
     };
   }
 }

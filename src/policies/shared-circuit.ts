@@ -288,6 +288,11 @@ export class CircuitLink {
         this.apply({ state: 'isolated', retryAfter: Infinity }, true);
         return false;
       }
+      if (wait < 0) {
+        // Closed meanwhile (the close message is on its way): follow it; the call runs as a closed one.
+        this.apply({ state: 'closed', retryAfter: 0 }, true);
+        return false;
+      }
       if (wait > 0) this.nextTrialAt = this.now() + wait;
       return wait === 0;
     } finally {

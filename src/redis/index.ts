@@ -1,10 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type {
+  BulkheadRequest,
   FleetCircuitState,
   FleetCounts,
   OutcomeCounts,
   RateLimitRequest,
   RateLimitReservation,
+  SharedBulkhead,
   SharedCache,
   SharedCacheLock,
   SharedCacheRead,
@@ -13,6 +15,9 @@ import type {
   Store,
 } from '../store.js';
 import {
+  BULKHEAD_ACQUIRE,
+  BULKHEAD_RELEASE,
+  BULKHEAD_RENEW,
   CACHE_CLEAR,
   CACHE_DELETE,
   CACHE_GET,
@@ -93,6 +98,9 @@ const SCRIPTS = {
   cacheRelease: script(CACHE_RELEASE),
   cacheDelete: script(CACHE_DELETE),
   cacheClear: script(CACHE_CLEAR),
+  bulkheadAcquire: script(BULKHEAD_ACQUIRE),
+  bulkheadRenew: script(BULKHEAD_RENEW),
+  bulkheadRelease: script(BULKHEAD_RELEASE),
 };
 
 /**
@@ -124,7 +132,7 @@ function policyName(name: string): string {
 }
 
 interface Subscription {
-  readonly onMessage: (state: FleetCircuitState) => void;
+  readonly onMessage: (message: string) => void;
   readonly onResync: () => void;
 }
 
@@ -224,6 +232,7 @@ export class RedisStore implements Store {
     const trial = `${base}:trial`;
     const generation = `${base}:gen`;
     const window = `${base}:w`;
+    const notClosed = `${base}:opened`;
     const channel = base;
     return {
       record: async (counts: OutcomeCounts, shape): Promise<FleetCounts> => {
@@ -243,7 +252,7 @@ export class RedisStore implements Store {
       open: async (ms: number, force: boolean) => {
         const [opened, left] = (await this.run(
           SCRIPTS.open,
-          [open, trial],
+          [open, trial, notClosed],
           [Math.max(1, Math.ceil(ms)), force ? '1' : '0', channel],
         )) as [number, number];
         const circuit: FleetCircuitState =
@@ -253,7 +262,7 @@ export class RedisStore implements Store {
         return { opened: opened === 1, circuit };
       },
       close: async (): Promise<void> => {
-        await this.run(SCRIPTS.close, [open, trial, generation], [channel]);
+        await this.run(SCRIPTS.close, [open, trial, generation, notClosed], [channel]);
       },
       isolate: async (): Promise<void> => {
         await this.run(SCRIPTS.isolate, [open, trial], [channel]);
@@ -263,7 +272,7 @@ export class RedisStore implements Store {
           1,
           Math.ceil(Math.min(this.trialTimeout, limit + 2 * this.commandTimeout)),
         );
-        const request = this.send(SCRIPTS.trial, [open, trial], [token, ttl]);
+        const request = this.send(SCRIPTS.trial, [open, trial, notClosed], [token, ttl]);
         let wait: number;
         try {
           wait = (await this.timed(request)) as number;
@@ -275,7 +284,7 @@ export class RedisStore implements Store {
           }, ignore);
           throw error;
         }
-        return wait < 0 ? Infinity : wait;
+        return wait === -1 ? Infinity : wait;
       },
       releaseTrial: async (token: string): Promise<void> => {
         await this.run(SCRIPTS.releaseTrial, [trial], [token, channel]);
@@ -284,7 +293,14 @@ export class RedisStore implements Store {
         const [state, ttl] = (await this.run(SCRIPTS.read, [open], [])) as [string, number];
         return circuitState(state, ttl);
       },
-      subscribe: (onMessage, onResync) => this.subscribe(channel, { onMessage, onResync }),
+      subscribe: (onMessage, onResync) =>
+        this.subscribe(channel, {
+          onMessage: (message) => {
+            const state = parseMessage(message);
+            if (state !== undefined) onMessage(state);
+          },
+          onResync,
+        }),
     };
   }
 
@@ -337,6 +353,31 @@ export class RedisStore implements Store {
     };
   }
 
+  forBulkhead(name: string): SharedBulkhead {
+    const base = `${this.prefix}bh:{${policyName(name)}}`;
+    const keys = [`${base}:slots`, `${base}:queue`, `${base}:waiting`, `${base}:seq`];
+    const channel = base;
+    return {
+      acquire: async (token: string, r: BulkheadRequest): Promise<number> =>
+        (await this.run(SCRIPTS.bulkheadAcquire, keys, [
+          token,
+          r.maxConcurrent,
+          Math.max(1, Math.ceil(r.lease)),
+          r.maxQueue === Infinity ? -1 : r.maxQueue,
+          r.queue ? '1' : '0',
+        ])) as number,
+      renew: async (tokens: readonly string[], lease: number): Promise<void> => {
+        await this.run(SCRIPTS.bulkheadRenew, keys, [Math.max(1, Math.ceil(lease)), ...tokens]);
+      },
+      release: async (token: string): Promise<void> => {
+        await this.run(SCRIPTS.bulkheadRelease, keys.slice(0, 3), [token, channel]);
+      },
+      // A freed slot wakes the waiters; after a reconnection (messages may be lost) too.
+      subscribe: (onFree) =>
+        this.subscribe(channel, { onMessage: () => onFree(), onResync: () => onFree() }),
+    };
+  }
+
   /** Closes the connection that carries the circuit breakers' messages (the client stays open). */
   async close(): Promise<void> {
     const subscriber = this.subscriber;
@@ -372,14 +413,13 @@ export class RedisStore implements Store {
       (channel, message) => {
         const set = this.subscriptions.get(channel);
         if (set === undefined) return;
-        const state = parseMessage(message);
-        if (state === undefined) return;
-        for (const subscription of set) subscription.onMessage(state);
+        for (const subscription of set) subscription.onMessage(message);
       },
       () => {
         const channels = [...this.subscriptions.keys()];
         if (channels.length > 0) subscriber.subscribe(channels);
-        // Messages may have been missed while disconnected: every circuit reads its state again.
+        // Messages may have been missed while disconnected: every circuit reads its state again, every
+        // fleet bulkhead's waiters ask again.
         for (const set of this.subscriptions.values())
           for (const subscription of set) subscription.onResync();
       },

@@ -109,7 +109,8 @@ return {c, f, s, redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[1])}
 `;
 
 /**
- * Opens the circuit for ARGV[1] ms and publishes it on ARGV[3]. Returns `{1, ms}` when it opened it.
+ * Opens the circuit for ARGV[1] ms and publishes it on ARGV[3]; KEYS[3] marks the fleet as not closed
+ * (open, then half-open until a trial's outcome) for the trial script. Returns `{1, ms}` when it opened it.
  * Without force (ARGV[2] = '0') it does nothing while the circuit is open (`{0, ms left}`), half-open
  * with a trial running (`{0, 0}`: the trial's outcome decides) or isolated (`{-1, 0}`): the caller
  * then follows the fleet instead of running its own trials.
@@ -122,14 +123,18 @@ if ARGV[2] ~= '1' then
   if redis.call('EXISTS', KEYS[2]) == 1 then return {0, 0} end
 end
 redis.call('SET', KEYS[1], 'open', 'PX', ARGV[1])
+redis.call('SET', KEYS[3], '1', 'PX', tonumber(ARGV[1]) + 86400000)
 redis.call('DEL', KEYS[2])
 redis.call('PUBLISH', ARGV[3], 'open:' .. ARGV[1])
 return {1, tonumber(ARGV[1])}
 `;
 
-/** Closes the circuit with a fresh window (a new generation) and publishes it on ARGV[1]. */
+/**
+ * Closes the circuit with a fresh window (a new generation) and publishes it on ARGV[1]. KEYS: open,
+ * trial, generation, not-closed mark.
+ */
 export const CLOSE = `
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[4])
 redis.call('INCR', KEYS[3])
 redis.call('PUBLISH', ARGV[1], 'closed')
 return 1
@@ -147,12 +152,13 @@ return 1
  * Takes the one trial slot for ARGV[2] ms on behalf of the caller's token ARGV[1]. Returns 0 when
  * granted, or the ms to wait before asking again: while the circuit is still open (its time left), or
  * another caller holds the slot (the slot's time left; its outcome usually arrives before). -1 when
- * isolated.
+ * isolated, -2 when closed (a trial's success closed it, KEYS[3] is gone: there is nothing to try).
  */
 export const TRIAL = `
 local state = redis.call('GET', KEYS[1])
 if state == 'isolated' then return -1 end
 if state then return math.max(1, redis.call('PTTL', KEYS[1])) end
+if redis.call('EXISTS', KEYS[3]) == 0 then return -2 end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
 return math.max(1, redis.call('PTTL', KEYS[2]))
 `;
@@ -267,4 +273,77 @@ return 1
 export const CACHE_CLEAR = `
 redis.call('UNLINK', KEYS[1], KEYS[2])
 return 1
+`;
+
+/**
+ * The fleet's bulkhead, a semaphore with a FIFO queue. KEYS[1]: slots (a sorted set, token → lease
+ * end), KEYS[2]: queue (token → arrival number), KEYS[3]: waiters' leases (token → lease end),
+ * KEYS[4]: arrival counter. Holders and waiters whose lease ended (their process died) are dropped
+ * first. ARGV: token, maxConcurrent, lease (ms), maxQueue (-1: no bound), may queue ('1' or '0').
+ *
+ * The caller gets a slot when the free slots outnumber the callers queued ahead of it (FIFO,
+ * fleet-wide: the slots that are free are kept for the oldest waiters). Returns 1 granted, 0 queued
+ * (or still queued: the call renews its place), -1 rejected (full, and no room to queue).
+ */
+export const BULKHEAD_ACQUIRE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)
+if #gone > 0 then
+  redis.call('ZREM', KEYS[2], unpack(gone))
+  redis.call('ZREM', KEYS[3], unpack(gone))
+end
+local free = tonumber(ARGV[2]) - redis.call('ZCARD', KEYS[1])
+local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
+local ahead = rank or redis.call('ZCARD', KEYS[2])
+local result = 0
+if ahead < free then
+  redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+  if rank then
+    redis.call('ZREM', KEYS[2], ARGV[1])
+    redis.call('ZREM', KEYS[3], ARGV[1])
+  end
+  result = 1
+else
+  if not rank then
+    local max = tonumber(ARGV[4])
+    if ARGV[5] ~= '1' or (max >= 0 and ahead >= max) then return -1 end
+    redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), ARGV[1])
+  end
+  redis.call('ZADD', KEYS[3], now + lease, ARGV[1])
+end
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], lease * 3) end
+return result
+`;
+
+/**
+ * Extends the leases of one process's slots and queued callers. KEYS as in {@link BULKHEAD_ACQUIRE}.
+ * ARGV: lease, then the tokens. Returns how many of them were found (held or queued).
+ */
+export const BULKHEAD_RENEW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[1])
+local found = 0
+for i = 2, #ARGV do
+  found = found + redis.call('ZADD', KEYS[1], 'XX', 'CH', now + lease, ARGV[i])
+  found = found + redis.call('ZADD', KEYS[3], 'XX', 'CH', now + lease, ARGV[i])
+end
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], lease * 3) end
+return found
+`;
+
+/**
+ * Gives back the slot or the place in the queue of token ARGV[1]; when a slot frees and callers are
+ * queued, tells them on channel ARGV[2]. KEYS: slots, queue, waiters' leases. Returns 1 if a slot
+ * was freed.
+ */
+export const BULKHEAD_RELEASE = `
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+local freed = redis.call('ZREM', KEYS[1], ARGV[1])
+if freed == 1 and redis.call('ZCARD', KEYS[2]) > 0 then redis.call('PUBLISH', ARGV[2], 'free') end
+return freed
 `;

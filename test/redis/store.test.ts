@@ -76,7 +76,13 @@ describe.skipIf(noRedis)('redisStore', () => {
     const circuit = store.forCircuit('primitives');
     const trialKey = 'bulwark:cb:{primitives}:trial';
     await expect(circuit.read()).resolves.toEqual({ state: 'closed', retryAfter: 0 });
-    await expect(circuit.tryTrial('a', Infinity)).resolves.toBe(0); // closed: granted (nobody asks then)
+    await expect(circuit.tryTrial('a', Infinity)).resolves.toBeLessThan(0); // closed: nothing to try
+    await expect(circuit.open(30, true)).resolves.toEqual({
+      opened: true,
+      circuit: { state: 'open', retryAfter: 30 },
+    });
+    await until(async () => (await circuit.read()).state === 'closed', 2_000, 'half-open');
+    await expect(circuit.tryTrial('a', Infinity)).resolves.toBe(0); // half-open: granted
     // The slot is held under the caller's token, for the trial's own limit (+ 2 command timeouts).
     expect(await client.get(trialKey)).toBe('a');
     expect(await client.pttl(trialKey)).toBeGreaterThan(1_000);
