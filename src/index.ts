@@ -65,12 +65,14 @@ export type {
   ResilientFetchOptions,
 } from './fetch.js';
 export type {
+  BulkheadRequest,
   FleetCircuitState,
   FleetCounts,
   OutcomeCounts,
   RateLimitRequest,
   RateLimitReservation,
   Serializer,
+  SharedBulkhead,
   SharedCache,
   SharedCacheEntry,
   SharedCacheLock,
