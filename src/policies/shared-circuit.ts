@@ -247,8 +247,12 @@ export class CircuitLink {
         // or this process follows the fleet's opening or trial that is under way. The samples that
         // caused it go out as well.
         this.flush();
-        if (this.health.usable()) this.openFleet(false, this.breaker.retryAfter(this.now()));
-        else this.watchHealth();
+        if (this.health.usable()) {
+          // Follow the fleet from now on: even if the reply is slow, the half-open trial is the
+          // fleet's to grant (a store in trouble then answers with a local trial).
+          this.fleetOpen = true;
+          this.openFleet(false, this.breaker.retryAfter(this.now()));
+        } else this.watchHealth();
       }
     } else if (to === 'closed' && from === 'halfOpen' && this.trialHeld) {
       this.trialHeld = false;
