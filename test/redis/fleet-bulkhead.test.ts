@@ -7,8 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from './build.js';
-import { connect, noRedis, RedisServer, until } from './server.js';
+
+import { connect, ensureBuilt, noRedis, RedisServer, until } from './server.js';
 
 const worker = fileURLToPath(new URL('./fleet-bulkhead-worker.mjs', import.meta.url));
 
