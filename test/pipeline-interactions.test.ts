@@ -88,6 +88,32 @@ describe('breaker × limiter × bulkhead', () => {
     expect(breaker.stats().calls).toBe(1);
   });
 
+  it.each([
+    ['full', { maxConcurrent: 1 }],
+    ['queue timeout', { maxConcurrent: 1, maxQueue: 1, queueTimeout: 50 }],
+  ] as const)(
+    'a bulkhead rejection on the slow path (%s) gives back the token it took, as the fast path does',
+    async (_, options) => {
+      const clock = new ManualClock();
+      const limiter = rateLimiter({ clock, limit: 2, interval: 1_000 });
+      const pool = bulkhead(options);
+      const hold = deferred<string>();
+      // A caller's signal sends every call down the slow path.
+      const signal = new AbortController().signal;
+      const policy = resilient({ clock, rateLimiter: limiter, bulkhead: pool });
+      const running = policy.execute(() => hold.promise, { signal }); // token 1 of 2, the slot
+      const rejected = settle(policy.execute(() => 'x', { signal })); // token 2, then no slot
+      await clock.advance(50);
+      expect(await rejected).toBeInstanceOf(BulkheadRejectedError);
+      expect(limiter.stats().admitted).toBe(1);
+      hold.resolve('done');
+      await running;
+      // The unused token is there again (no time for a new one has passed).
+      expect(await policy.execute(() => 'y', { signal })).toBe('y');
+      expect(limiter.stats()).toMatchObject({ admitted: 2, rejected: 0 });
+    },
+  );
+
   it('a rate-limit rejection hands the half-open trial slot back', async () => {
     const clock = new ManualClock();
     const breaker = circuitBreaker({ clock, consecutiveFailures: 1, halfOpenAfter: 1_000 });

@@ -320,6 +320,10 @@ export abstract class SlowPath extends Stages {
       }
       if (permit < 0) throw this.rejection('circuitOpen', breaker.retryAfter(now));
     }
+    // A rate-limit token taken and not yet used: a local rejection after it (bulkhead full, queue
+    // timeout, abort) gives it back, as the fast path does.
+    let token = false;
+    let reservation = 0;
     try {
       const limiter = this.limiter;
       if (limiter !== undefined) {
@@ -331,9 +335,9 @@ export abstract class SlowPath extends Stages {
             : await this.storeWait(flow, limiter.reserveShared(now, Math.max(0, maxWait)));
         if (wait < 0) throw this.rejection('rateLimited', limiter.retryAfter(now));
         if (limiter.shared !== undefined) now = this.clock.now();
+        reservation = limiter.reservationEnd;
         if (wait > 0) {
           if (this.listening()) this.emit({ type: 'rateLimitWaited', wait });
-          const reservation = limiter.reservationEnd;
           try {
             await this.sleep(flow, wait);
           } catch (error) {
@@ -343,6 +347,7 @@ export abstract class SlowPath extends Stages {
           }
           now = this.clock.now();
         }
+        token = true;
       }
       const bulkhead = this.bulkhead;
       if (bulkhead?.link !== undefined) {
@@ -355,16 +360,27 @@ export abstract class SlowPath extends Stages {
         now = this.clock.now();
       }
     } catch (error) {
+      if (token) this.refundToken(reservation);
       breaker?.release(permit);
       throw error;
     }
     if (flow.aborted) {
       // Aborted after the bulkhead slot was taken or handed over (before this resumed): give it back.
       this.releaseSlotOf(slot);
+      if (token) this.refundToken(reservation);
       breaker?.release(permit);
       throw flow.reason;
     }
     return this.runAttempt(flow, attempt, permit, now, slot);
+  }
+
+  /**
+   * Gives back a rate-limit token that no call used: a shared one to the lease, a local one when no
+   * reservation came after it (the limiter's time then still ends at `reservation`).
+   */
+  private refundToken(reservation: number): void {
+    const limiter = this.limiter!;
+    if (limiter.shared !== undefined || limiter.reservationEnd === reservation) limiter.refund();
   }
 
   /** Gives back a bulkhead slot: a fleet slot's token, a local slot, or none (SLOT_NONE). */
