@@ -359,6 +359,25 @@ describe('bulkhead: option validation', () => {
     expect(() => bulkhead(options as BulkheadOptions)).toThrow(message);
   });
 
+  it('an adaptive bulkhead refuses a store: the fleet bulkhead has a fixed maxConcurrent', () => {
+    // A store that could share a bulkhead (the shape bulwark/redis's store has); never called here.
+    const store = {
+      forRateLimiter: () => undefined,
+      forCircuit: () => undefined,
+      forCache: () => undefined,
+      forBulkhead: () => undefined,
+    } as never;
+    const message =
+      /`bulkhead\.store` cannot be used with `bulkhead\.adaptive`: a fleet-wide bulkhead has a fixed `maxConcurrent`/;
+    for (const adaptive of [true, 'aimd', { algorithm: 'gradient2' }] as const) {
+      expect(() => bulkhead({ name: 'pool', store, adaptive })).toThrow(TypeError);
+      expect(() => bulkhead({ name: 'pool', store, adaptive })).toThrow(message);
+      expect(() => resilient(() => 1, { bulkhead: { name: 'pool', store, adaptive } })).toThrow(
+        message,
+      );
+    }
+  });
+
   it('accepts maxQueue 0 explicitly and maxConcurrent Infinity is refused', () => {
     expect(bulkhead({ maxQueue: 0 }).maxQueue).toBe(0);
     expect(() => bulkhead({ maxConcurrent: Infinity })).toThrow(/`bulkhead.maxConcurrent`/);
