@@ -154,3 +154,19 @@ export const systemClock: Clock = Object.freeze({
   clearTimer: (handle: TimerHandle): void => clearTimer(hostClock, handle),
   refTimer: (handle: TimerHandle, ref: boolean): void => void refTimer(hostClock, handle, ref),
 });
+
+const freeRunning = new WeakSet<Clock>();
+
+/**
+ * @internal Marks a clock whose time moves on its own, as the system clock's does: stages may then stamp
+ * the times of one turn of the event loop with one read at its end (see DeadlineQueue). Tests mark a
+ * manual clock to see, in virtual time, what the system clock gets.
+ */
+export function markFreeRunning(clock: Clock): void {
+  freeRunning.add(clock);
+}
+
+/** @internal see {@link markFreeRunning}. */
+export function isFreeRunning(clock: Clock): boolean {
+  return clock === systemClock || freeRunning.has(clock);
+}

@@ -1,4 +1,5 @@
 import { clearTimer, refTimer, setTimer, type Clock, type TimerHandle } from '../clock.js';
+import { atTurnEnd } from './turn.js';
 
 /** @internal an entry of a {@link DeadlineQueue}: intrusive links, so queueing allocates nothing. */
 export interface DeadlineEntry {
@@ -98,7 +99,7 @@ export class DeadlineQueue<E extends DeadlineEntry> {
 
   private scheduleCheck(): void {
     this.checking = true;
-    releaseSoon(this.check);
+    atTurnEnd(this.check);
   }
 
   remove(entry: E): void {
@@ -147,10 +148,4 @@ export class DeadlineQueue<E extends DeadlineEntry> {
     }
     if (entry !== undefined && this.timer === undefined) this.arm(entry.deadline, this.clock.now());
   }
-}
-
-/** Runs `callback` at the end of this turn of the event loop (where there is no `setImmediate`: soon). */
-function releaseSoon(callback: () => void): void {
-  if (typeof setImmediate === 'function') setImmediate(callback);
-  else setTimeout(callback, 0);
 }

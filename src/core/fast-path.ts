@@ -1,4 +1,4 @@
-import { clearTimer, setTimer } from '../clock.js';
+import { clearTimer, isFreeRunning, setTimer } from '../clock.js';
 import type { Emitter, RejectionReason } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
 import type { CacheEntry } from '../policies/cache.js';
@@ -149,16 +149,18 @@ export abstract class FastPath extends SlowPath {
     this.breakerTimed =
       breaker !== undefined &&
       (breaker.windowType === 'time' || breaker.slowCallDuration !== Infinity);
-    // The system clock's time moves on its own: an attempt timeout's deadlines are stamped by the
-    // queue, one clock read per turn of the event loop (see DeadlineQueue). A total timeout needs each
-    // call's start (the deadline of its retries), and a manual clock the exact time.
+    const otherClock =
+      this.breakerTimed || this.limiter !== undefined || this.retry?.budget !== undefined;
+    // The system clock's time moves on its own: when nothing else on the fast path reads it, an
+    // attempt timeout's deadlines are stamped by the queue, one clock read per turn of the event loop
+    // (see DeadlineQueue). A total timeout needs each call's start (the deadline of its retries), and a
+    // manual clock the exact time.
     this.lazyDeadlines =
-      this.firstTimeout !== Infinity && !options.clockIsCustom && this.totalTimeout === Infinity;
-    this.needsClock =
-      this.breakerTimed ||
-      this.limiter !== undefined ||
-      (this.firstTimeout !== Infinity && !this.lazyDeadlines) ||
-      this.retry?.budget !== undefined;
+      this.firstTimeout !== Infinity &&
+      this.totalTimeout === Infinity &&
+      !otherClock &&
+      isFreeRunning(this.clock);
+    this.needsClock = otherClock || (this.firstTimeout !== Infinity && !this.lazyDeadlines);
     this.observe =
       this.retry !== undefined ||
       this.fallbackHere ||
@@ -372,7 +374,7 @@ export abstract class FastPath extends SlowPath {
     const entry = c.entry;
     if (entry !== undefined) {
       if (!failed && !this.judgesResult) {
-        this.cache!.store(entry, value, this.clock.now());
+        this.cache!.storeNow(entry, value);
         return value;
       }
       return this.fillAfter(entry, c, failed, value);
@@ -461,13 +463,13 @@ export abstract class FastPath extends SlowPath {
       return this.missFallback(entry, error, thisArg, collect(argc, a0, a1, a2, a3, rest));
     }
     if (!(next instanceof Promise)) {
-      this.cache!.store(entry, next, this.clock.now());
+      this.cache!.storeNow(entry, next);
       return next;
     }
     const args = collect(argc, a0, a1, a2, a3, rest);
     return next.then(
       (result: unknown) => {
-        this.cache!.store(entry, result, this.clock.now());
+        this.cache!.storeNow(entry, result);
         return result;
       },
       (error: unknown) => this.missFallback(entry, error, thisArg, args),

@@ -109,7 +109,7 @@ export class Pipeline extends FastPath {
     // Otherwise (a signal, a wait, an early rejection): the cache watches the call's promise.
     const flight = inner.then(
       (value) => {
-        cache.store(entry, value, this.clock.now());
+        cache.storeNow(entry, value);
         return value;
       },
       (error: unknown) => this.missFailed(entry, error),

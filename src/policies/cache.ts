@@ -1,4 +1,12 @@
-import { clearTimer, setTimer, systemClock, type Clock, type TimerHandle } from '../clock.js';
+import {
+  clearTimer,
+  isFreeRunning,
+  setTimer,
+  systemClock,
+  type Clock,
+  type TimerHandle,
+} from '../clock.js';
+import { atTurnEnd, turnEndScheduled } from '../core/turn.js';
 import { Problems } from '../core/validate.js';
 import { Emitter, type Listener, type Unsubscribe } from '../events.js';
 import {
@@ -166,6 +174,16 @@ export class Cache {
   private tail: CacheEntry | undefined = undefined;
   private timer: TimerHandle = undefined;
   private readonly onTimer = (): void => this.expire();
+  /** The clock's time moves on its own (the system clock): expiries may be stamped per turn. */
+  private freeRunning = false;
+  /** The first listed entry whose expiry is stamped at the end of this turn (all after it too). */
+  private unstamped: CacheEntry | undefined = undefined;
+  /** A stamp at the end of this turn is queued. */
+  private stamping = false;
+  private readonly stampTurn = (): void => {
+    this.stamping = false;
+    if (this.unstamped !== undefined) this.stamp(this.clock!.now());
+  };
 
   constructor(options: boolean | CacheOptions = {}, path = 'cache') {
     const problems = new Problems();
@@ -230,6 +248,7 @@ export class Cache {
     // Two generations of half each (one of all with maxEntries 1: the old one stays empty).
     this.generationSize = Math.max(1, Math.floor(this.maxEntries / 2));
     this.clock = isClock(o.clock) ? o.clock : undefined;
+    this.freeRunning = this.clock !== undefined && isFreeRunning(this.clock);
     this.name = typeof o.name === 'string' ? o.name : undefined;
     this.serializer = isSerializer(serializer) ? serializer : jsonSerializer;
     if (sharedIn !== undefined) {
@@ -360,6 +379,7 @@ export class Cache {
   /** @internal */
   adoptClock(clock: Clock): void {
     this.clock ??= clock;
+    this.freeRunning = isFreeRunning(this.clock);
   }
 
   /**
@@ -457,23 +477,65 @@ export class Cache {
     this.young = young;
   }
 
-  /** @internal stores a fresh result (a miss succeeded). */
+  /**
+   * @internal stores a fresh result that arrived just now (a miss succeeded). On the system clock, in a
+   * turn of the event loop that has an end-of-turn run anyway (a timeout stage's), its expiry is stamped
+   * there, with one clock read for every result of the turn: never early, late by at most the rest of
+   * the turn. Otherwise the clock is read here.
+   */
+  storeNow(entry: CacheEntry, value: unknown): void {
+    if (!this.freeRunning || this.ttl === Infinity || !turnEndScheduled()) {
+      return this.store(entry, value, this.clock!.now());
+    }
+    this.fill(entry, value, NaN);
+    if (!this.holds(entry)) return; // evicted or cleared meanwhile: not kept
+    this.link(entry);
+    if (this.unstamped === undefined) {
+      this.unstamped = entry;
+      if (!this.stamping) {
+        this.stamping = true;
+        atTurnEnd(this.stampTurn);
+      }
+    }
+    // Due no earlier than the entry's expiry, which is at least `ttl` from now.
+    if (this.timer === undefined) this.timer = setTimer(this.clock!, this.onTimer, this.ttl, true);
+  }
+
+  /** @internal stores a fresh result that arrived at `now`. */
   store(entry: CacheEntry, value: unknown, now: number): void {
+    // Results stored earlier in this turn and not stamped yet: stamped now, so the list stays in order.
+    if (this.unstamped !== undefined) this.stamp(now);
+    this.fill(entry, value, now + this.ttl);
+    if (!this.holds(entry)) return; // evicted or cleared meanwhile: not kept
+    if (this.ttl === Infinity) return;
+    this.link(entry);
+    if (this.timer === undefined) this.arm(entry.expires, now);
+  }
+
+  private fill(entry: CacheEntry, value: unknown, expires: number): void {
     entry.value = value;
     // A synchronous pipeline stores plain values; an async one sharing the cache still gets a promise.
     entry.promise = entry.flight ?? Promise.resolve(value);
     entry.flight = undefined;
-    entry.expires = now + this.ttl;
+    entry.expires = expires;
     entry.fresh = true;
-    if (!this.holds(entry)) return; // evicted or cleared meanwhile: not kept
-    if (this.ttl === Infinity) return;
+  }
+
+  /** Appends an entry to the expiry list (the latest expiry). */
+  private link(entry: CacheEntry): void {
     this.unlink(entry);
     entry.prev = this.tail;
     if (this.tail === undefined) this.head = entry;
     else this.tail.next = entry;
     this.tail = entry;
     entry.linked = true;
-    if (this.timer === undefined) this.arm(entry.expires, now);
+  }
+
+  /** Every entry from `unstamped` on expires `ttl` after `now`. */
+  private stamp(now: number): void {
+    const expires = now + this.ttl;
+    for (let e = this.unstamped; e !== undefined; e = e.next) e.expires = expires;
+    this.unstamped = undefined;
   }
 
   /** @internal forgets an entry (its call failed with nothing to fall back on, or it expired). */
@@ -493,6 +555,8 @@ export class Cache {
   private expire(): void {
     this.timer = undefined;
     const now = this.clock!.now();
+    // Results stored in this turn before the timer fired: stamped now, never early.
+    if (this.unstamped !== undefined) this.stamp(now);
     let entry = this.head;
     while (entry !== undefined && entry.expires <= now) {
       this.unlink(entry);
@@ -508,6 +572,7 @@ export class Cache {
     if (!entry.linked) return;
     entry.linked = false;
     const { prev, next } = entry;
+    if (entry === this.unstamped) this.unstamped = next;
     if (prev === undefined) this.head = next;
     else prev.next = next;
     if (next === undefined) this.tail = prev;

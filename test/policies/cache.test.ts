@@ -7,6 +7,8 @@ import {
   type CacheOptions,
   type ResilienceEvent,
 } from '../../src/index.js';
+import { markFreeRunning } from '../../src/clock.js';
+import { atTurnEnd } from '../../src/core/turn.js';
 import { flush, ManualClock } from '../helpers/manual-clock.js';
 
 const boom = new Error('boom');
@@ -650,5 +652,103 @@ describe('cache: option validation', () => {
   it('cache: false is no cache', () => {
     const call = resilient((id: string) => id, { cache: false });
     expect(call.stats().cache).toBeUndefined();
+  });
+});
+
+describe('cache: one clock read per turn on the system clock', () => {
+  /** A manual clock that counts its reads, marked as moving on its own (what the system clock gets). */
+  function freeRunningClock(): ManualClock & { reads: number } {
+    const clock = Object.assign(new ManualClock(), { reads: 0 });
+    const now = clock.now.bind(clock);
+    clock.now = () => {
+      clock.reads++;
+      return now();
+    };
+    markFreeRunning(clock);
+    return clock;
+  }
+
+  const endOfTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+  it('behind a timeout stage, the misses of a turn read no clock; their expiry is stamped at its end, never early', async () => {
+    const clock = freeRunningClock();
+    let n = 0;
+    const call = resilient(async (key: string) => `${key}#${++n}`, {
+      clock,
+      timeout: 1_000,
+      cache: { ttl: 100 },
+    });
+    await endOfTurn();
+    clock.reads = 0;
+    expect(await call('a')).toBe('a#1');
+    clock.elapse(3); // the turn takes 3 ms
+    expect(await call('b')).toBe('b#2');
+    expect(clock.reads).toBe(0);
+    await endOfTurn();
+    expect(clock.reads).toBeLessThanOrEqual(2); // one for the timeouts, one for the cache
+    await clock.advance(99); // 102: b was stored 99 ms ago, a 102 ms ago but stamped with b
+    expect([await call('a'), await call('b')]).toEqual(['a#1', 'b#2']);
+    await clock.advance(1); // 103: both expired
+    expect([await call('a'), await call('b')]).toEqual(['a#3', 'b#4']);
+  });
+
+  it('with no end-of-turn run in the turn, a miss reads the clock itself (no timer of its own)', async () => {
+    const clock = freeRunningClock();
+    const call = resilient(async (key: string) => key, { clock, cache: { ttl: 100 } });
+    await endOfTurn();
+    clock.reads = 0;
+    await call('a');
+    expect(clock.reads).toBe(1);
+  });
+
+  it('a result stored with the time stamps the earlier ones of its turn first: expiry order holds', () => {
+    const clock = freeRunningClock();
+    const c = cache({ ttl: 100, clock });
+    atTurnEnd(() => {});
+    const a = c.insert('a', undefined);
+    c.storeNow(a, 1);
+    expect(a.expires).toBeNaN();
+    clock.elapse(2);
+    const b = c.insert('b', undefined);
+    c.store(b, 2, clock.now());
+    expect([a.expires, b.expires]).toEqual([102, 102]);
+  });
+
+  it('the expiry timer firing before the end of the turn stamps the results itself, never early', () => {
+    let fire: (() => void) | undefined;
+    let time = 0;
+    const clock = {
+      now: () => time,
+      setTimer: (callback: () => void) => {
+        fire = callback;
+        return 1;
+      },
+      clearTimer: () => {},
+    };
+    markFreeRunning(clock);
+    const c = cache({ ttl: 10, clock });
+    atTurnEnd(() => {});
+    const a = c.insert('a', undefined);
+    c.storeNow(a, 1);
+    time = 7;
+    fire!();
+    expect(a.expires).toBe(17);
+    expect(a.fresh).toBe(true);
+    time = 17;
+    fire!();
+    expect(a.fresh).toBe(false);
+  });
+
+  it('dropping the first result still to stamp moves the stamp on to the next', async () => {
+    const clock = freeRunningClock();
+    const c = cache({ ttl: 50, clock });
+    atTurnEnd(() => {});
+    const [a, b] = [c.insert('a', undefined), c.insert('b', undefined)];
+    c.storeNow(a, 1);
+    c.storeNow(b, 2);
+    c.clear('a');
+    clock.elapse(4);
+    await endOfTurn();
+    expect(b.expires).toBe(54);
   });
 });
