@@ -110,6 +110,17 @@ export interface CacheEntry {
 /** The generation of an entry that was dropped or cleared. */
 const DEAD = -1;
 
+/** What a `Map` holds for the key `-0`, which it would otherwise file as `0`. */
+const NEGATIVE_ZERO = Symbol('-0');
+
+/**
+ * The `Map` key of a cache key: keys compare with `Object.is`, so `f(0)` and `f(-0)` are different calls,
+ * but a `Map` treats `-0` as `0`. One comparison for every key but the number zero.
+ */
+function mapKey(key: unknown): unknown {
+  return key === 0 && 1 / key < 0 ? NEGATIVE_ZERO : key;
+}
+
 /**
  * A bounded, TTL cache of successful results with single flight: concurrent misses on one key share one
  * call.
@@ -273,6 +284,7 @@ export class Cache {
       case 'string':
         return `s:${key}`;
       case 'number':
+        return key === 0 && 1 / key < 0 ? 'number:-0' : `number:${String(key)}`;
       case 'bigint':
       case 'boolean':
         return `${typeof key}:${String(key)}`;
@@ -387,11 +399,12 @@ export class Cache {
    * young one: it was used, so it survives the next turn.
    */
   lookup(key: unknown): CacheEntry | undefined {
-    const entry = this.young.get(key);
+    const k = mapKey(key);
+    const entry = this.young.get(k);
     if (entry !== undefined) return entry;
-    const old = this.old.get(key);
+    const old = this.old.get(k);
     if (old === undefined) return undefined;
-    this.old.delete(key);
+    this.old.delete(k);
     this.admit(old);
     return old;
   }
@@ -430,7 +443,8 @@ export class Cache {
 
   /** @internal a new entry for `key`, replacing any entry it has. */
   create(key: unknown, flight: Promise<unknown> | undefined): CacheEntry {
-    const existing = this.young.get(key) ?? this.old.get(key);
+    const k = mapKey(key);
+    const existing = this.young.get(k) ?? this.old.get(k);
     if (existing !== undefined) this.drop(existing);
     return this.insert(key, flight);
   }
@@ -444,7 +458,7 @@ export class Cache {
   private admit(entry: CacheEntry): void {
     if (this.young.size >= this.generationSize) this.turn();
     entry.gen = this.gen;
-    this.young.set(entry.key, entry);
+    this.young.set(mapKey(entry.key), entry);
   }
 
   /**
@@ -460,7 +474,7 @@ export class Cache {
     for (const entry of dying.values()) {
       if (entry.flight !== undefined && dying !== this.young) {
         entry.gen = this.gen;
-        young.set(entry.key, entry);
+        young.set(mapKey(entry.key), entry);
       } else {
         entry.gen = DEAD;
         this.unlink(entry);
@@ -540,8 +554,8 @@ export class Cache {
 
   /** @internal forgets an entry (its call failed with nothing to fall back on, or it expired). */
   drop(entry: CacheEntry): void {
-    if (entry.gen === this.gen) this.young.delete(entry.key);
-    else if (entry.gen === this.gen - 1) this.old.delete(entry.key);
+    if (entry.gen === this.gen) this.young.delete(mapKey(entry.key));
+    else if (entry.gen === this.gen - 1) this.old.delete(mapKey(entry.key));
     else return;
     entry.gen = DEAD;
     this.unlink(entry);
@@ -609,7 +623,8 @@ export class Cache {
       }
       return;
     }
-    const entry = this.young.get(key[0]) ?? this.old.get(key[0]);
+    const k = mapKey(key[0]);
+    const entry = this.young.get(k) ?? this.old.get(k);
     if (entry !== undefined) this.drop(entry);
   }
 

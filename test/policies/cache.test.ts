@@ -4,12 +4,14 @@ import {
   Cache,
   circuitBreaker,
   resilient,
+  resilientSync,
   type CacheOptions,
   type ResilienceEvent,
 } from '../../src/index.js';
 import { markFreeRunning } from '../../src/clock.js';
 import { atTurnEnd } from '../../src/core/turn.js';
 import { flush, ManualClock } from '../helpers/manual-clock.js';
+import { memoryStore } from '../helpers/memory-store.js';
 
 const boom = new Error('boom');
 
@@ -599,6 +601,84 @@ describe('cache: keys', () => {
       },
     });
     await expect(call('a')).rejects.toBe(boom);
+  });
+});
+
+describe('cache: keys compare with Object.is (issue 10 item 5)', () => {
+  const sign = (x: number): string => (Object.is(x, -0) ? 'minus zero' : `plus ${x}`);
+
+  it('f(0) and f(-0) are different calls, each cached under its own key', async () => {
+    const fn = vi.fn((x: number) => Promise.resolve(sign(x)));
+    const c = cache({ ttl: 1_000 });
+    const f = resilient(fn, { clock: new ManualClock(), cache: c });
+    expect(await f(0)).toBe('plus 0');
+    expect(await f(-0)).toBe('minus zero');
+    expect(await f(-0)).toBe('minus zero');
+    expect(await f(0)).toBe('plus 0');
+    expect(fn).toHaveBeenCalledTimes(2);
+    c.clear(-0); // drops -0 only
+    expect(await f(0)).toBe('plus 0');
+    expect(fn).toHaveBeenCalledTimes(2);
+    expect(await f(-0)).toBe('minus zero');
+    expect(fn).toHaveBeenCalledTimes(3);
+  });
+
+  it('a failed f(-0) forgets its own entry, not f(0)’s', async () => {
+    let fail = false;
+    const fn = vi.fn((x: number) => (fail ? Promise.reject(boom) : Promise.resolve(sign(x))));
+    const f = resilient(fn, { clock: new ManualClock(), cache: true });
+    expect(await f(0)).toBe('plus 0');
+    fail = true;
+    await expect(f(-0)).rejects.toBe(boom);
+    expect(await f(0)).toBe('plus 0'); // still a hit
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it('a call of f(-0) in flight survives a generation turn under its own key', async () => {
+    const pending: ((value: string) => void)[] = [];
+    const fn = vi.fn(
+      (x: number) => new Promise<string>((resolve) => pending.push(() => resolve(sign(x)))),
+    );
+    const f = resilient(fn, { clock: new ManualClock(), cache: { maxEntries: 2 } });
+    const minus = f(-0);
+    const plus = f(0); // turns the generation: the flight of -0 moves to the young one
+    const joined = f(-0);
+    expect(fn).toHaveBeenCalledTimes(2);
+    for (const resolve of pending) resolve('');
+    expect(await minus).toBe('minus zero');
+    expect(await joined).toBe('minus zero');
+    expect(await plus).toBe('plus 0');
+  });
+
+  it('resilientSync: f(0) and f(-0) are different calls', () => {
+    const fn = vi.fn(sign);
+    const f = resilientSync(fn, { clock: new ManualClock(), cache: true });
+    expect(f(0)).toBe('plus 0');
+    expect(f(-0)).toBe('minus zero');
+    expect(f(-0)).toBe('minus zero');
+    expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it('with a store: 0 and -0 are different store keys', async () => {
+    const clock = new ManualClock();
+    const store = memoryStore(clock);
+    const fn = vi.fn((x: number) => Promise.resolve(sign(x)));
+    const f = resilient(fn, { clock, cache: { store, name: 'zeros', ttl: 1_000 } });
+    expect(await f(0)).toBe('plus 0');
+    expect(await f(-0)).toBe('minus zero');
+    expect(await f(-0)).toBe('minus zero');
+    expect(await f(0)).toBe('plus 0');
+    expect(fn).toHaveBeenCalledTimes(2);
+    expect(store.keys).toEqual(['number:0', 'number:-0']);
+  });
+
+  it('with a store: concurrent f(0) and f(-0) each keep their own flight', async () => {
+    const clock = new ManualClock();
+    const fn = vi.fn((x: number) => Promise.resolve(sign(x)));
+    const f = resilient(fn, { clock, cache: { store: memoryStore(clock), name: 'z', ttl: 1_000 } });
+    const calls = [f(0), f(-0), f(0), f(-0)];
+    expect(await Promise.all(calls)).toEqual(['plus 0', 'minus zero', 'plus 0', 'minus zero']);
+    expect(fn).toHaveBeenCalledTimes(2);
   });
 });
 
