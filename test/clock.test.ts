@@ -1,7 +1,9 @@
 import { describe, expect, it, vi } from 'vitest';
 import { TimeoutError, backoff, resilient, systemClock } from '../src/index.js';
 
-// The only tests that use real time: they prove systemClock's wiring, with waits of at most 50 ms.
+// These prove systemClock's wiring on real time, with waits of at most 50 ms. They are not the only tests on
+// real time: the keep-alive, demo, soak, example-app, Redis and multi-process suites run on it too, with
+// bounds that hold on a busy machine; everything else runs on the manual clock.
 
 describe('systemClock', () => {
   it('is frozen', () => {
@@ -56,7 +58,9 @@ describe('the pipeline on real time', () => {
     const spy = vi.spyOn(globalThis, 'setTimeout');
     const start = performance.now();
     const call = resilient(() => new Promise(() => {}), { timeout: 20 })().catch((e: unknown) => e);
-    const index = spy.mock.calls.findIndex(([, ms]) => ms !== undefined && ms > 15 && ms <= 20);
+    // The one timer armed during the call (its delay is what is left of 20 ms: a busy machine may have
+    // spent some of it already).
+    const index = spy.mock.calls.findIndex(([, ms]) => ms !== undefined && ms > 0 && ms <= 20);
     const handle = spy.mock.results[index]?.value as NodeJS.Timeout;
     spy.mockRestore();
     expect(handle.hasRef()).toBe(true);
