@@ -87,6 +87,7 @@ describe('adaptive bulkhead (virtual time, a downstream with a knee at 20 calls 
       expect(run.p99).toBeLessThanOrEqual(2.5 * noLoadP99());
       expect(run.throughput).toBeGreaterThanOrEqual(0.8 * fixed.throughput);
     },
+    60_000, // a simulation of 60 s of virtual time per case: CPU-bound, slower than the 5 s default under load
   );
 
   it('without a bulkhead the same load triples the latency (the problem it solves)', () => {

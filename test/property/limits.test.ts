@@ -159,7 +159,7 @@ describe('bulkhead invariants', () => {
       ),
       { seed: 424_242, numRuns: 150 },
     );
-  });
+  }, 60_000); // CPU-bound (fast-check runs): takes far longer than the 5 s default on a loaded 2-core CI machine
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ describe('rate limiter invariant', () => {
       ),
       { seed: 1_337, numRuns: 200 },
     );
-  });
+  }, 60_000); // CPU-bound (fast-check runs): takes far longer than the 5 s default on a loaded 2-core CI machine
 
   it('is not stricter than promised: a steady stream at the rate is fully admitted', () => {
     fc.assert(
@@ -328,5 +328,5 @@ describe('cache invariants', () => {
       ),
       { seed: 99, numRuns: 200 },
     );
-  });
+  }, 60_000); // CPU-bound (fast-check runs): takes far longer than the 5 s default on a loaded 2-core CI machine
 });

@@ -186,5 +186,5 @@ describe('retry budget invariant', () => {
       ),
       { seed: 4_711, numRuns: 200 },
     );
-  });
+  }, 60_000); // CPU-bound (fast-check runs): takes far longer than the 5 s default on a loaded 2-core CI machine
 });
