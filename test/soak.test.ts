@@ -31,7 +31,7 @@ function runQuickSoak(): Promise<{ code: number | null; stdout: string; stderr: 
     execFile(
       process.execPath,
       ['--expose-gc', 'test/soak/run.mjs', '--quick'],
-      { cwd: root, timeout: 90_000, maxBuffer: 16 * 1024 * 1024 },
+      { cwd: root, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : null;
         resolve({ code, stdout, stderr });
@@ -78,5 +78,5 @@ describe('soak (quick mode)', () => {
     expect(summary.unhandledRejections).toBe(0);
     expect(summary.unsettled).toBe(0);
     expect(summary.settledMoreThanOnce).toBe(0);
-  }, 120_000);
+  }, 300_000);
 });

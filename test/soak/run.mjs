@@ -277,7 +277,11 @@ const startedAt = new Float64Array(CALLS);
 /** Call latencies in 1 ms buckets (the last bucket holds everything slower). */
 const latencies = new Uint32Array(1_001);
 let maxLatency = 0;
-/** Every call must settle within its total timeout plus this much event-loop lag. */
+/**
+ * Every call must settle within its total timeout plus this much, plus twice the worst event-loop delay
+ * seen during the run (a timer cannot fire before the loop gets to it, and the settlement then waits for
+ * the loop once more): on a loaded machine the loop itself stalls for seconds.
+ */
 const LATENCY_BOUND = 1_000;
 const abortReasons = new Map();
 let callerSignalsLeftWithListeners = 0;
@@ -416,6 +420,7 @@ for (let quarter = 1; quarter <= 4; quarter++) {
 }
 const seconds = (performance.now() - started) / 1000;
 loopDelay.disable();
+const latencyBound = shared.timeout.total + LATENCY_BOUND + (2 * loopDelay.max) / 1e6;
 
 // ------------------------------------------------------------------------------------------------
 // End checks
@@ -454,7 +459,7 @@ const checks = {
   noListenerLeft: shutdownListeners === 0 && callerSignalsLeftWithListeners === 0,
   pipelineIdle: stats.bulkhead.inFlight === 0 && stats.bulkhead.queued === 0,
   outcomesAsExpected: failures.length === 0,
-  latencyBounded: maxLatency < shared.timeout.total + LATENCY_BOUND,
+  latencyBounded: maxLatency < latencyBound,
 };
 const ok = Object.values(checks).every(Boolean);
 function percentile(p) {
@@ -525,7 +530,7 @@ if (!flag('--json')) {
   line('phases', JSON.stringify(phasesSeen));
   line(
     'latency (ms)',
-    `p50 ${summary.latencyMs.p50}, p99 ${summary.latencyMs.p99}, max ${summary.latencyMs.max} (bound ${shared.timeout.total + LATENCY_BOUND})`,
+    `p50 ${summary.latencyMs.p50}, p99 ${summary.latencyMs.p99}, max ${summary.latencyMs.max} (bound ${Math.round(latencyBound)})`,
   );
   line(
     'event-loop delay',
