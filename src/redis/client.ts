@@ -19,6 +19,12 @@ type Arg = string | number;
 export interface ClientAdapter {
   readonly kind: 'ioredis' | 'node-redis';
   readonly cluster: boolean;
+  /**
+   * While the client's first connection is being made (it has never been ready): resolves when it is
+   * ready. Otherwise `undefined`: commands go out now (and fail at once while a later reconnection runs,
+   * as a client without an offline queue does).
+   */
+  firstConnection(): Promise<void> | undefined;
   evalsha(sha: string, keys: readonly string[], args: readonly Arg[]): Promise<unknown>;
   eval(source: string, keys: readonly string[], args: readonly Arg[]): Promise<unknown>;
   /** A second connection for messages; `ready` runs whenever it (re)connects. */
@@ -44,6 +50,35 @@ function ignore(): void {
 /** Emitter methods both clients have (an optional peer's types are not needed for these). */
 interface Events {
   on(event: string, listener: (...args: never[]) => void): unknown;
+  once(event: string, listener: (...args: never[]) => void): unknown;
+}
+
+/**
+ * The first-connection wait of {@link ClientAdapter.firstConnection}: `ready()` says whether the client
+ * is ready now, `connecting()` whether a first connection is under way; one `ready` listener at most.
+ */
+function firstConnection(
+  client: Events,
+  ready: () => boolean,
+  connecting: () => boolean,
+): () => Promise<void> | undefined {
+  let everReady = ready();
+  let waiting: Promise<void> | undefined;
+  return () => {
+    if (everReady) return undefined;
+    if (ready()) {
+      everReady = true;
+      return undefined;
+    }
+    if (!connecting()) return undefined;
+    waiting ??= new Promise<void>((resolve) => {
+      client.once('ready', () => {
+        everReady = true;
+        resolve();
+      });
+    });
+    return waiting;
+  };
 }
 
 /** @internal wraps an ioredis or node-redis client; a `TypeError` for anything else. */
@@ -65,6 +100,11 @@ function ioredisAdapter(client: Redis | Cluster): ClientAdapter {
   return {
     kind: 'ioredis',
     cluster: client.isCluster,
+    firstConnection: firstConnection(
+      client as unknown as Events,
+      () => client.status === 'ready',
+      () => client.status === 'connecting' || client.status === 'connect',
+    ),
     evalsha: (sha, keys, args) => client.evalsha(sha, keys.length, ...keys, ...args),
     eval: (source, keys, args) => client.eval(source, keys.length, ...keys, ...args),
     subscriber(message, ready) {
@@ -113,6 +153,13 @@ function nodeRedisAdapter(client: NodeRedisLike): ClientAdapter {
   return {
     kind: 'node-redis',
     cluster,
+    // `connect()` called but not awaited: the socket is open, the client not ready yet. (A cluster
+    // client has no `isReady`: its commands go out at once.)
+    firstConnection: firstConnection(
+      client,
+      () => client.isReady !== false,
+      () => client.isOpen,
+    ),
     evalsha: (sha, keys, args) => send('EVALSHA', sha, keys, args),
     eval: (source, keys, args) => send('EVAL', source, keys, args),
     subscriber(message, ready) {

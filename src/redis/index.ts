@@ -434,6 +434,19 @@ export class RedisStore implements Store {
 
   /** Runs a script without the command timeout (its caller races the reply). */
   private send(script: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
+    const first = this.adapter.firstConnection();
+    if (first === undefined) return this.evaluate(script, keys, args);
+    // A connection still being made is not an outage: the command waits for it, within the command
+    // timeout its caller applies, and is not sent at all once that caller gave up on it.
+    const timeout = this.commandTimeout;
+    const giveUpAt = performance.now() + timeout;
+    return first.then(() => {
+      if (performance.now() > giveUpAt) throw new StoreTimeoutError(timeout);
+      return this.evaluate(script, keys, args);
+    });
+  }
+
+  private evaluate(script: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
     const client = this.adapter;
     return client.evalsha(script.sha, keys, args).catch((error: unknown) => {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
