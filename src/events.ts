@@ -38,6 +38,27 @@ export type ResilienceEvent =
       /** `slow`: the hedge delay passed; `failed`: every attempt in flight had failed. */
       readonly reason: 'slow' | 'failed';
     }
+  | {
+      readonly type: 'chaosInjected';
+      /** `fault`: the attempt failed with `error` instead of calling `fn`. */
+      readonly kind: 'fault';
+      readonly attempt: number;
+      readonly error: unknown;
+    }
+  | {
+      readonly type: 'chaosInjected';
+      /** `latency`: the attempt waits `delay` ms before `fn` runs. */
+      readonly kind: 'latency';
+      readonly attempt: number;
+      readonly delay: number;
+    }
+  | {
+      readonly type: 'chaosInjected';
+      /** `result`: the attempt returned `value` instead of calling `fn`. */
+      readonly kind: 'result';
+      readonly attempt: number;
+      readonly value: unknown;
+    }
   | { readonly type: 'timedOut'; readonly timeout: number; readonly scope: 'attempt' | 'total' }
   | { readonly type: 'fallbackUsed'; readonly error: unknown }
   | { readonly type: 'callRejected'; readonly reason: RejectionReason; readonly retryAfter: number }

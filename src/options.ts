@@ -2,6 +2,7 @@ import { systemClock, type Clock } from './clock.js';
 import { Problems } from './core/validate.js';
 import { Bulkhead, type BulkheadOptions } from './policies/bulkhead.js';
 import { Cache, type CacheOptions } from './policies/cache.js';
+import { resolveChaos, type ChaosOptions, type ResolvedChaos } from './policies/chaos.js';
 import { CircuitBreaker, isClock, type CircuitBreakerOptions } from './policies/circuit-breaker.js';
 import { resolveHedge, type HedgeOptions, type ResolvedHedge } from './policies/hedge.js';
 import {
@@ -17,7 +18,7 @@ import { resolveTimeout, type ResolvedTimeout, type TimeoutOptions } from './pol
  * Options of {@link resilient}. Every stage is optional; a stage that is not configured is not built in
  * and costs nothing. The stages always run in this order, outermost first:
  *
- *     fallback → cache → retry → hedge → circuit breaker → rate limiter → bulkhead → timeout → fn
+ *     fallback → cache → retry → hedge → circuit breaker → rate limiter → bulkhead → timeout → chaos → fn
  */
 export interface ResilientOptions<A extends readonly unknown[] = unknown[], F = never> {
   /** Retry failed attempts: `true` for the defaults. The default value is no retry. */
@@ -45,6 +46,11 @@ export interface ResilientOptions<A extends readonly unknown[] = unknown[], F = 
   bulkhead?: boolean | number | BulkheadOptions | Bulkhead;
   /** `true`, options, or a shared cache made by `cache()`. The default value is none. */
   cache?: boolean | CacheOptions<A> | Cache;
+  /**
+   * Faults, latency and results injected right around `fn` for game days, `{ fault, latency, result,
+   * enabled }`: the rest of the pipeline reacts to them as to the real thing. The default value is none.
+   */
+  chaos?: ChaosOptions<A>;
   /** A long-lived signal (shutdown, say) that aborts every call at once. The default value is none. */
   signal?: AbortSignal;
   /**
@@ -52,7 +58,7 @@ export interface ResilientOptions<A extends readonly unknown[] = unknown[], F = 
    * the process alive only while a call waits on it).
    */
   clock?: Clock;
-  /** Uniform random numbers in [0, 1) for jitter. The default value is `Math.random`. */
+  /** Uniform random numbers in [0, 1) for jitter and chaos. The default value is `Math.random`. */
   random?: () => number;
   /**
    * Whether the library's own rejections (open circuit, rate limited, bulkhead full, timeout) capture a
@@ -76,6 +82,7 @@ export const OPTION_KEYS = [
   'rateLimiter',
   'bulkhead',
   'cache',
+  'chaos',
   'signal',
   'clock',
   'random',
@@ -95,6 +102,7 @@ export interface ResolvedOptions {
   readonly bulkhead: Bulkhead | undefined;
   /** A shared cache, or a factory giving each wrapped function its own. */
   readonly cache: Cache | (() => Cache) | undefined;
+  readonly chaos: ResolvedChaos | undefined;
   readonly signal: AbortSignal | undefined;
   readonly clock: Clock;
   readonly clockIsCustom: boolean;
@@ -112,6 +120,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   const timeout = problems.guard('timeout', () => resolveTimeout(o.timeout, problems), undefined);
   const hedge = problems.guard('hedge', () => resolveHedge(o.hedge, problems), undefined);
   const fallback = resolveFallback(o.fallback);
+  const chaos = problems.guard('chaos', () => resolveChaos(o.chaos, problems), undefined);
 
   const breaker = stage(
     problems,
@@ -194,6 +203,7 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     limiter,
     bulkhead,
     cache,
+    chaos,
     signal,
     clock: resolvedClock,
     clockIsCustom: resolvedClock !== systemClock,

@@ -4,6 +4,7 @@ import { notAFunction } from './core/validate.js';
 import { classDecorated, decorate, isClass, isDecoratorCall } from './decorator.js';
 import { Emitter, type Listener, type Unsubscribe } from './events.js';
 import { resolveOptions, type ResilientOptions, type ResolvedOptions } from './options.js';
+import { describeChaos } from './policies/chaos.js';
 import { describeFallback } from './policies/fallback.js';
 import { describeHedge } from './policies/hedge.js';
 import { describeRetry } from './policies/retry.js';
@@ -271,6 +272,7 @@ const ORDER = [
   'rateLimiter',
   'bulkhead',
   'timeout',
+  'chaos',
 ] as const;
 
 /** @internal */
@@ -294,7 +296,12 @@ export function describePipeline(
     kind === 'async'
       ? ORDER
       : ORDER.filter(
-          (s) => s !== 'deadline' && s !== 'hedge' && s !== 'bulkhead' && s !== 'timeout',
+          (s) =>
+            s !== 'deadline' &&
+            s !== 'hedge' &&
+            s !== 'bulkhead' &&
+            s !== 'timeout' &&
+            s !== 'chaos',
         );
   const retry = resolved.retry
     ? on({
@@ -322,6 +329,7 @@ export function describePipeline(
             ? { stage: 'timeout', attempt }
             : { stage: 'timeout', attempt: { ...resolved.timeout.latency } },
         ),
+    resolved.chaos ? on(describeChaos(resolved.chaos)) : off('chaos'),
   ].filter((stage) => order.includes(stage.stage));
   return {
     name: resolved.name,

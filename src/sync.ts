@@ -76,6 +76,9 @@ export function resilientSync<A extends unknown[], R, This = unknown, const F = 
         );
       }
     }
+    if (raw.chaos !== undefined) {
+      problems.add('chaos', raw.chaos, 'absent: chaos injects latency, a wait (use resilient())');
+    }
     const retry = raw.retry;
     if (
       typeof retry === 'object' &&

@@ -65,6 +65,15 @@ describe('allocation budget of the async happy path (bytes per call beyond the b
     expect(extra('timeout')).toBeLessThanOrEqual(400);
   });
 
+  it('chaos configured but disabled by a flag function: at most 100 bytes (one check)', () => {
+    expect(extra('chaosDisabled')).toBeLessThanOrEqual(100);
+  });
+
+  it('chaos on, faults and results drawn but not injected: at most 140 bytes (still the fast path)', () => {
+    // A draw from `random` is a double returned through a call V8 does not inline: 16 B each.
+    expect(extra('chaosDrawn')).toBeLessThanOrEqual(140);
+  });
+
   it('cache hit: nothing beyond the bare call', () => {
     expect(extra('cacheHit')).toBeLessThanOrEqual(0);
   });

@@ -629,6 +629,47 @@ describe('instrument: every event kind', () => {
     expect(value(metrics, 'bulwark.calls', { 'bulwark.outcome': 'success' })).toBe(3);
   });
 
+  it('counts chaos injections by kind, with span events', async () => {
+    const clock = new ManualClock();
+    let draw = 0;
+    // Per attempt: latency, then fault, then result. Attempt 1: latency + fault; attempt 2: a result.
+    const draws = [0, 0, 0.9, 0.9, 0];
+    const wrapped = instrument(
+      resilient(async () => 'real', {
+        name: 'chaos',
+        clock,
+        random: () => draws[draw++] ?? 0.9,
+        retry: { maxAttempts: 2, backoff: none },
+        chaos: {
+          latency: { rate: 0.5, delay: 250 },
+          fault: { rate: 0.5, error: () => new TypeError('injected') },
+          result: { rate: 0.5, value: 'fake' },
+        },
+      }),
+      { meter: meter(), tracer },
+    );
+    const call = wrapped();
+    await clock.advance(250);
+    expect(await call).toBe('fake');
+    const metrics = await collect();
+    const kind = (k: string) =>
+      value(metrics, 'bulwark.chaos.injections', {
+        'bulwark.name': 'chaos',
+        'bulwark.chaos.kind': k,
+      });
+    expect([kind('latency'), kind('fault'), kind('result')]).toEqual([1, 1, 1]);
+    const [span] = spans.getFinishedSpans();
+    expect(span!.events.map((e) => [e.name, e.attributes])).toEqual([
+      ['bulwark.chaos', { 'bulwark.chaos.kind': 'latency', 'bulwark.chaos.delay': 0.25 }],
+      ['bulwark.chaos', { 'bulwark.chaos.kind': 'fault', 'error.type': 'TypeError' }],
+      [
+        'bulwark.retry',
+        { 'bulwark.attempt': 1, 'bulwark.retry.delay': 0, 'error.type': 'TypeError' },
+      ],
+      ['bulwark.chaos', { 'bulwark.chaos.kind': 'result' }],
+    ]);
+  });
+
   it('counts breaker transitions to every state and observes each state', async () => {
     const breaker = circuitBreaker({ consecutiveFailures: 1, halfOpenAfter: 1_000 });
     const wrapped = instrument(resilient(failing(1), { name: 'cb', circuitBreaker: breaker }), {

@@ -31,6 +31,7 @@ describe('describe().order', () => {
       'rateLimiter',
       'bulkhead',
       'timeout',
+      'chaos',
     ]);
   });
 });

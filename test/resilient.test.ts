@@ -518,6 +518,7 @@ describe('describe()', () => {
         'rateLimiter',
         'bulkhead',
         'timeout',
+        'chaos',
       ],
       stages: [
         { stage: 'fallback', enabled: false },
@@ -529,6 +530,7 @@ describe('describe()', () => {
         { stage: 'rateLimiter', enabled: false },
         { stage: 'bulkhead', enabled: false },
         { stage: 'timeout', enabled: false },
+        { stage: 'chaos', enabled: false },
       ],
       signal: false,
       clock: 'system',
@@ -603,6 +605,7 @@ describe('describe()', () => {
         'rateLimiter',
         'bulkhead',
         'timeout',
+        'chaos',
       ],
       stages: [
         { stage: 'fallback', enabled: true, type: 'function' },
@@ -623,6 +626,7 @@ describe('describe()', () => {
         { stage: 'rateLimiter', enabled: false },
         { stage: 'bulkhead', enabled: false },
         { stage: 'timeout', enabled: true, attempt: 200 },
+        { stage: 'chaos', enabled: false },
       ],
       signal: true,
       clock: 'custom',

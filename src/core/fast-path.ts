@@ -4,6 +4,7 @@ import type { ResolvedOptions } from '../options.js';
 import type { CacheEntry } from '../policies/cache.js';
 import type { RetryBudget } from '../policies/retry.js';
 import { ASK_STORE } from '../policies/circuit-breaker.js';
+import { chaosEnabled } from '../policies/chaos.js';
 import { Attempt } from './attempt.js';
 import { collect, run, type AnyFunction, type Task } from './call.js';
 import { DeadlineQueue, type DeadlineEntry } from './deadline-queue.js';
@@ -40,6 +41,8 @@ class Call implements DeadlineEntry {
   start = 0;
   permit = 0;
   timedOut = false;
+  /** Whether chaos applies to this call (its retries follow the first attempt's answer). */
+  chaos = false;
   resolve: ((value: unknown) => void) | undefined = undefined;
   reject: ((reason: unknown) => void) | undefined = undefined;
   // DeadlineEntry
@@ -77,6 +80,7 @@ function releaseCall(c: Call): void {
   c.resolve = undefined;
   c.reject = undefined;
   c.timedOut = false;
+  c.chaos = false;
   if (pool.length < POOL_MAX) pool.push(c);
 }
 
@@ -189,10 +193,21 @@ export abstract class FastPath extends SlowPath {
     signal: AbortSignal | undefined,
     entry: CacheEntry | undefined,
   ): Promise<unknown> {
-    if (signal !== undefined || this.alwaysSlow) {
+    // Chaos, when configured, costs one check per call while disabled; injected latency waits, so a
+    // call that may get some takes the slow path. Faults and results stay on the fast path.
+    const chaos = this.chaos;
+    const chaosOn = chaos !== undefined && chaosEnabled(chaos, thisArg, argc, a0, a1, a2, a3, rest);
+    if (signal !== undefined || this.alwaysSlow || (chaosOn && chaos.latency !== undefined)) {
       const now = this.clock.now();
       this.budget?.recordCall(now);
-      return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, signal);
+      return this.startFlow(
+        thisArg,
+        collect(argc, a0, a1, a2, a3, rest),
+        task,
+        now,
+        signal,
+        chaosOn,
+      );
     }
     let now = this.needsClock ? this.clock.now() : 0;
     this.budget?.recordCall(now);
@@ -205,7 +220,14 @@ export abstract class FastPath extends SlowPath {
         permit = breaker.tryEnter(now);
         // The fleet's circuit: whether this call may be its trial is the store's to say.
         if (permit === ASK_STORE)
-          return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, undefined);
+          return this.startFlow(
+            thisArg,
+            collect(argc, a0, a1, a2, a3, rest),
+            task,
+            now,
+            undefined,
+            chaosOn,
+          );
       }
       if (permit < 0)
         return this.rejectEarly(
@@ -220,6 +242,7 @@ export abstract class FastPath extends SlowPath {
           rest,
           task,
           now,
+          chaosOn,
         );
     }
     const limiter = this.limiter;
@@ -240,9 +263,17 @@ export abstract class FastPath extends SlowPath {
           rest,
           task,
           now,
+          chaosOn,
         );
       }
-      return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, undefined);
+      return this.startFlow(
+        thisArg,
+        collect(argc, a0, a1, a2, a3, rest),
+        task,
+        now,
+        undefined,
+        chaosOn,
+      );
     }
     const bulkhead = this.bulkhead;
     if (bulkhead !== undefined && !bulkhead.tryAcquire()) {
@@ -250,13 +281,35 @@ export abstract class FastPath extends SlowPath {
       breaker?.release(permit);
       if (bulkhead.maxQueue === 0) {
         bulkhead.countRejection();
-        return this.rejectEarly('bulkheadFull', 0, thisArg, argc, a0, a1, a2, a3, rest, task, now);
+        return this.rejectEarly(
+          'bulkheadFull',
+          0,
+          thisArg,
+          argc,
+          a0,
+          a1,
+          a2,
+          a3,
+          rest,
+          task,
+          now,
+          chaosOn,
+        );
       }
-      return this.startFlow(thisArg, collect(argc, a0, a1, a2, a3, rest), task, now, undefined);
+      return this.startFlow(
+        thisArg,
+        collect(argc, a0, a1, a2, a3, rest),
+        task,
+        now,
+        undefined,
+        chaosOn,
+      );
     }
     if (!this.observe && entry === undefined) {
       const context = task === undefined ? undefined : new Attempt(1);
-      return run(this.fn, thisArg, argc, a0, a1, a2, a3, rest, task, context);
+      return chaosOn
+        ? this.inject(thisArg, argc, a0, a1, a2, a3, rest, task, context, 1)
+        : run(this.fn, thisArg, argc, a0, a1, a2, a3, rest, task, context);
     }
 
     const c = acquireCall();
@@ -272,8 +325,11 @@ export abstract class FastPath extends SlowPath {
     c.start = now;
     c.permit = permit;
     c.entry = entry;
+    c.chaos = chaosOn;
     if (task !== undefined) c.attempt = new Attempt(1);
-    const promise = run(this.fn, thisArg, argc, a0, a1, a2, a3, rest, task, c.attempt);
+    const promise = chaosOn
+      ? this.inject(thisArg, argc, a0, a1, a2, a3, rest, task, c.attempt, 1)
+      : run(this.fn, thisArg, argc, a0, a1, a2, a3, rest, task, c.attempt);
     const deadlines = this.deadlines;
     if (deadlines === undefined) {
       const observed = promise.then(c.onOk, c.onError);
@@ -391,6 +447,7 @@ export abstract class FastPath extends SlowPath {
       c.rest,
       c.task,
       c.start,
+      c.chaos,
     );
   }
 
@@ -406,6 +463,7 @@ export abstract class FastPath extends SlowPath {
     rest: unknown[] | undefined,
     task: Task | undefined,
     start: number,
+    chaos: boolean,
   ): unknown {
     let again: boolean;
     try {
@@ -423,6 +481,7 @@ export abstract class FastPath extends SlowPath {
         start,
         this.totalTimeout,
       );
+      flow.chaos = chaos;
       return this.continueFlow(flow, failed ? ERROR : RESULT, value, true);
     }
     if (!failed) return value;
@@ -458,7 +517,20 @@ export abstract class FastPath extends SlowPath {
     const { thisArg, argc, a0, a1, a2, a3, rest } = c;
     let next: unknown;
     try {
-      next = this.decide(failed, value, thisArg, argc, a0, a1, a2, a3, rest, c.task, c.start);
+      next = this.decide(
+        failed,
+        value,
+        thisArg,
+        argc,
+        a0,
+        a1,
+        a2,
+        a3,
+        rest,
+        c.task,
+        c.start,
+        c.chaos,
+      );
     } catch (error) {
       return this.missFallback(entry, error, thisArg, collect(argc, a0, a1, a2, a3, rest));
     }
@@ -533,6 +605,7 @@ export abstract class FastPath extends SlowPath {
     rest: unknown[] | undefined,
     task: Task | undefined,
     now: number,
+    chaos: boolean,
   ): Promise<unknown> {
     const error = this.rejection(reason, retryAfter);
     if (this.retry === undefined && (this.fallback === undefined || this.cache !== undefined)) {
@@ -540,7 +613,7 @@ export abstract class FastPath extends SlowPath {
     }
     try {
       return Promise.resolve(
-        this.decide(true, error, thisArg, argc, a0, a1, a2, a3, rest, task, now),
+        this.decide(true, error, thisArg, argc, a0, a1, a2, a3, rest, task, now, chaos),
       );
     } catch (finalError) {
       return rejectSoon(finalError);

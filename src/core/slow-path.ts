@@ -1,5 +1,5 @@
 /* eslint-disable no-restricted-syntax -- slow path: runs only when a call fails, waits or carries a signal */
-import { clearTimer, setTimer } from '../clock.js';
+import { clearTimer, setTimer, type Clock } from '../clock.js';
 import type { Emitter } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Bulkhead, BulkheadWaiter } from '../policies/bulkhead.js';
@@ -8,7 +8,7 @@ import { ASK_STORE } from '../policies/circuit-breaker.js';
 import type { ResolvedHedge } from '../policies/hedge.js';
 import type { ResolvedLatencyTimeout } from '../policies/timeout.js';
 import { Attempt } from './attempt.js';
-import { run, toPromise, type AnyFunction, type Task } from './call.js';
+import { callWith, run, toPromise, type AnyFunction, type Task } from './call.js';
 import { LatencyWindow } from './latency.js';
 import { Stages } from './stages.js';
 
@@ -58,6 +58,8 @@ export class Flow {
   reason: unknown = undefined;
   /** The abort handler of whatever the call waits on now. */
   onAbort: ((reason: unknown) => void) | undefined = undefined;
+  /** Whether chaos applies to this call (`chaos.enabled`, read once per call). */
+  chaos = false;
   private readonly signals: AbortSignal[] = [];
 
   constructor(
@@ -192,8 +194,10 @@ export abstract class SlowPath extends Stages {
     task: Task | undefined,
     now: number,
     signal: AbortSignal | undefined,
+    chaos: boolean,
   ): Promise<unknown> {
     const flow = new Flow(thisArg, args, task, now, this.totalTimeout);
+    flow.chaos = chaos;
     flow.watch(this.signal);
     flow.watch(signal);
     return this.continueFlow(flow, NOTHING, undefined, false);
@@ -427,6 +431,77 @@ export abstract class SlowPath extends Stages {
     });
   }
 
+  /** Runs `fn` (or a fault or result chaos puts in its place) for one attempt of `flow`. */
+  private runFlow(flow: Flow, context: Attempt | undefined, attempt: number): Promise<unknown> {
+    const args = flow.args;
+    const argc = args.length;
+    const rest = argc > 4 ? args : undefined;
+    return flow.chaos
+      ? this.inject(
+          flow.thisArg,
+          argc,
+          args[0],
+          args[1],
+          args[2],
+          args[3],
+          rest,
+          flow.task,
+          context,
+          attempt,
+        )
+      : run(
+          this.fn,
+          flow.thisArg,
+          argc,
+          args[0],
+          args[1],
+          args[2],
+          args[3],
+          rest,
+          flow.task,
+          context,
+        );
+  }
+
+  /**
+   * One attempt of a call chaos applies to: a fault (`fn` not called), else a result (`fn` not called),
+   * else `fn` itself. Each configured kind draws one number from `random`, so a seeded run repeats.
+   */
+  protected inject(
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+    task: Task | undefined,
+    context: Attempt | undefined,
+    attempt: number,
+  ): Promise<unknown> {
+    const chaos = this.chaos!;
+    const fault = chaos.fault;
+    if (fault !== undefined && this.random() < fault.rate) {
+      let error: unknown = fault.error;
+      if (fault.generated) {
+        try {
+          error = callWith(fault.error as AnyFunction, thisArg, argc, a0, a1, a2, a3, rest);
+        } catch (thrown) {
+          error = thrown;
+        }
+      }
+      if (this.listening()) this.emit({ type: 'chaosInjected', kind: 'fault', attempt, error });
+      return Promise.reject(error);
+    }
+    const result = chaos.result;
+    if (result !== undefined && this.random() < result.rate) {
+      const value = result.value;
+      if (this.listening()) this.emit({ type: 'chaosInjected', kind: 'result', attempt, value });
+      return Promise.resolve(value);
+    }
+    return run(this.fn, thisArg, argc, a0, a1, a2, a3, rest, task, context);
+  }
+
   /** Runs `fn` once, racing its attempt timeout (or the call's deadline) and the caller's abort. */
   private runAttempt(
     flow: Flow,
@@ -440,32 +515,17 @@ export abstract class SlowPath extends Stages {
     // handler below takes over (it runs at once if the call was aborted meanwhile), the abort only
     // aborts the attempt's signal.
     if (context !== undefined) flow.onAbort = (reason) => context.abort(reason);
-    const promise =
-      flow.args.length <= 4
-        ? run(
-            this.fn,
-            flow.thisArg,
-            flow.args.length,
-            flow.args[0],
-            flow.args[1],
-            flow.args[2],
-            flow.args[3],
-            undefined,
-            flow.task,
-            context,
-          )
-        : run(
-            this.fn,
-            flow.thisArg,
-            flow.args.length,
-            undefined,
-            undefined,
-            undefined,
-            undefined,
-            flow.args,
-            flow.task,
-            context,
-          );
+    // Injected latency is part of the attempt: its timeout counts the wait, and a timeout or an abort
+    // ends the wait at once (its timer cleared, `fn` never called).
+    const injected = flow.chaos ? this.chaos!.latency : undefined;
+    let wait: InjectedWait | undefined;
+    let promise: Promise<unknown>;
+    if (injected !== undefined && this.random() < injected.rate) {
+      const delay = injected.delay;
+      if (this.listening()) this.emit({ type: 'chaosInjected', kind: 'latency', attempt, delay });
+      wait = new InjectedWait(this.clock, delay);
+      promise = wait.promise.then(() => this.runFlow(flow, context, attempt));
+    } else promise = this.runFlow(flow, context, attempt);
     const remaining = flow.deadline - start;
     const attemptTimeout = this.currentAttemptTimeout();
     const limit = Math.min(attemptTimeout, remaining);
@@ -508,6 +568,7 @@ export abstract class SlowPath extends Stages {
               latency!.recordAtLeast(limit);
             const error = this.timeoutError(limit, scope);
             context?.abort(error);
+            wait?.cancel(error);
             breaker?.recordFailure(permit, start, error);
             reject(error);
           },
@@ -517,6 +578,7 @@ export abstract class SlowPath extends Stages {
       flow.whenAborted((reason) => {
         if (!finish()) return;
         context?.abort(reason);
+        wait?.cancel(reason);
         breaker?.release(permit);
         reject(reason);
       });
@@ -634,6 +696,7 @@ export abstract class SlowPath extends Stages {
         }
         const child = new Flow(flow.thisArg, flow.args, flow.task, flow.start, 0);
         child.deadline = flow.deadline;
+        child.chaos = flow.chaos;
         attempts.push(child);
         if (index < hedge.maxHedgedAttempts) {
           const delay = this.hedgeDelay(hedge);
@@ -738,6 +801,39 @@ export abstract class SlowPath extends Stages {
         reject(reason);
       });
     });
+  }
+}
+
+/** A wait chaos injects before `fn`: ended early (rejected) by the attempt's timeout or abort. */
+class InjectedWait {
+  readonly promise: Promise<void>;
+  private resolve: (() => void) | undefined = undefined;
+  private reject: ((reason: unknown) => void) | undefined = undefined;
+  private readonly timer: unknown;
+
+  constructor(
+    private readonly clock: Clock,
+    delay: number,
+  ) {
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    // `setTimer` sets no timer for `Infinity`: a hang only the timeout or an abort ends.
+    this.timer = setTimer(clock, () => this.settle(undefined, false), delay);
+  }
+
+  cancel(reason: unknown): void {
+    clearTimer(this.clock, this.timer);
+    this.settle(reason, true);
+  }
+
+  private settle(reason: unknown, failed: boolean): void {
+    const resolve = this.resolve;
+    const reject = this.reject;
+    this.resolve = this.reject = undefined;
+    if (failed) reject?.(reason);
+    else resolve?.();
   }
 }
 

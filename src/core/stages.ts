@@ -10,6 +10,7 @@ import {
 import { Emitter, type RejectionReason, type ResilienceEvent } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Cache } from '../policies/cache.js';
+import type { ResolvedChaos } from '../policies/chaos.js';
 import type { CircuitBreaker } from '../policies/circuit-breaker.js';
 import type { ResolvedFallback } from '../policies/fallback.js';
 import type { RateLimiter } from '../policies/rate-limiter.js';
@@ -28,6 +29,7 @@ export abstract class Stages {
   readonly limiter: RateLimiter | undefined;
   readonly cache: Cache | undefined;
   readonly fallback: ResolvedFallback | undefined;
+  readonly chaos: ResolvedChaos | undefined;
   readonly stackTraces: boolean;
   readonly events = new Emitter();
 
@@ -44,6 +46,7 @@ export abstract class Stages {
     this.cache = typeof options.cache === 'function' ? options.cache() : options.cache;
     this.cache?.adoptClock(this.clock);
     this.fallback = options.fallback;
+    this.chaos = options.chaos;
     this.stackTraces = options.stackTraces;
   }
 

@@ -55,6 +55,7 @@ export const METRICS = Object.freeze({
   fallbacks: 'bulwark.fallbacks',
   cacheRequests: 'bulwark.cache.requests',
   cacheStaleServed: 'bulwark.cache.stale_served',
+  chaosInjections: 'bulwark.chaos.injections',
   rateLimiterWaits: 'bulwark.rate_limiter.waits',
   rateLimiterWaitDuration: 'bulwark.rate_limiter.wait.duration',
   circuitState: 'bulwark.circuit.state',
@@ -103,6 +104,7 @@ class Telemetry {
   private readonly fallbacks: Counter;
   private readonly cacheRequests: Counter;
   private readonly staleServed: Counter;
+  private readonly chaosInjections: Counter;
   private readonly waits: Counter;
   private readonly waitDuration: Histogram;
   private readonly transitions: Counter;
@@ -162,6 +164,10 @@ class Telemetry {
     this.staleServed = meter.createCounter(METRICS.cacheStaleServed, {
       description: 'Stale cache values served after a failed refresh.',
       unit: '{request}',
+    });
+    this.chaosInjections = meter.createCounter(METRICS.chaosInjections, {
+      description: 'Faults, latencies and results injected by chaos, by kind.',
+      unit: '{injection}',
     });
     this.waits = meter.createCounter(METRICS.rateLimiterWaits, {
       description: 'Attempts that waited for a rate-limiter token.',
@@ -378,6 +384,17 @@ class Telemetry {
         break;
       case 'staleServed':
         this.staleServed.add(1, this.attributes);
+        break;
+      case 'chaosInjected':
+        this.chaosInjections.add(1, this.with({ 'bulwark.chaos.kind': event.kind }));
+        this.spanEvent(
+          'bulwark.chaos',
+          event.kind === 'latency'
+            ? { 'bulwark.chaos.kind': event.kind, 'bulwark.chaos.delay': event.delay / 1_000 }
+            : event.kind === 'fault'
+              ? { 'bulwark.chaos.kind': event.kind, 'error.type': errorType(event.error) }
+              : { 'bulwark.chaos.kind': event.kind },
+        );
         break;
       case 'rateLimitWaited':
         this.waits.add(1, this.attributes);

@@ -24,6 +24,22 @@ const cases = {
   },
   timeout: { timeout: 60_000 },
   cacheHit: { cache: true },
+  // Chaos configured but switched off by a flag function: one check per call.
+  chaosDisabled: {
+    retry: true,
+    circuitBreaker: {},
+    chaos: {
+      fault: { rate: 1, error: new Error('x') },
+      latency: { rate: 1, delay: 1_000 },
+      enabled: () => false,
+    },
+  },
+  // Chaos on, faults and results drawn but not injected (rate 0): still the fast path.
+  chaosDrawn: {
+    retry: true,
+    circuitBreaker: {},
+    chaos: { fault: { rate: 0, error: new Error('x') }, result: { rate: 0, value: 1 } },
+  },
 };
 
 /** Cases called with a new key each time: every call misses (and, once full, evicts). */

@@ -382,6 +382,7 @@ export async function runSuite(lib, label, out = console) {
       'rateLimiter',
       'bulkhead',
       'timeout',
+      'chaos',
     ]);
     const retry = description.stages.find((stage) => stage.stage === 'retry');
     assert.equal(retry.enabled, true);

@@ -506,6 +506,7 @@ describe('hostile option values', () => {
     'rateLimiter',
     'bulkhead',
     'cache',
+    'chaos',
     'signal',
     'clock',
   ])('a Proxy whose traps throw, as `%s`, is one TypeError naming it', (key) => {
