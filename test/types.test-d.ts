@@ -232,3 +232,34 @@ describe('decorators (TC39 standard)', () => {
     void [WrongFallback, SyncMethod];
   });
 });
+
+describe('chaos options', () => {
+  it("types `enabled` and a fault's `error` function with the wrapped function's parameters", () => {
+    resilient(fetchUser, {
+      chaos: {
+        fault: {
+          rate: 0.1,
+          error: (id, options) => {
+            expectTypeOf(id).toEqualTypeOf<string>();
+            expectTypeOf(options).toEqualTypeOf<{ fresh: boolean } | undefined>();
+            return new Error(id);
+          },
+        },
+        latency: { rate: 0.1, delay: 100 },
+        enabled: (id) => id.startsWith('test-'),
+      },
+    });
+    resilient(fetchUser, {
+      // @ts-expect-error an error must be an Error or a function returning one
+      chaos: { fault: { rate: 0.1, error: 'boom' } },
+    });
+  });
+
+  it('narrows chaosInjected events by kind', () => {
+    const listener = (event: ResilienceEvent): void => {
+      if (event.type === 'chaosInjected' && event.kind === 'latency')
+        expectTypeOf(event.delay).toEqualTypeOf<number>();
+    };
+    expectTypeOf(listener).toBeFunction();
+  });
+});
