@@ -88,6 +88,15 @@ export type ResilienceEvent =
   | { readonly type: 'cacheMiss'; readonly key: unknown }
   | { readonly type: 'cacheJoined'; readonly key: unknown }
   | {
+      readonly type: 'cacheStaleHit';
+      readonly key: unknown;
+      /** How old the value is, in ms (past its `ttl`). */
+      readonly age: number;
+      /** True when this call started the key's background refresh (false: one already runs). */
+      readonly refreshing: boolean;
+    }
+  | { readonly type: 'cacheRefreshFailed'; readonly key: unknown; readonly error: unknown }
+  | {
       readonly type: 'staleServed';
       readonly key: unknown;
       readonly age: number;

@@ -79,6 +79,19 @@ export function resilientSync<A extends unknown[], R, This = unknown, const F = 
     if (raw.chaos !== undefined) {
       problems.add('chaos', raw.chaos, 'absent: chaos injects latency, a wait (use resilient())');
     }
+    // A background refresh needs something to wait for it: a synchronous caller cannot.
+    const cacheOption: unknown = raw.cache;
+    const revalidate =
+      typeof cacheOption === 'object' && cacheOption !== null
+        ? (cacheOption as { staleWhileRevalidate?: unknown }).staleWhileRevalidate
+        : undefined;
+    if (revalidate !== undefined && revalidate !== 0) {
+      problems.add(
+        'cache.staleWhileRevalidate',
+        revalidate,
+        'absent or 0: resilientSync cannot refresh in the background (use resilient())',
+      );
+    }
     const retry = raw.retry;
     if (
       typeof retry === 'object' &&

@@ -629,6 +629,29 @@ describe('instrument: every event kind', () => {
     expect(value(metrics, 'bulwark.calls', { 'bulwark.outcome': 'success' })).toBe(3);
   });
 
+  it('counts stale hits (staleWhileRevalidate) and failed background refreshes', async () => {
+    const clock = new ManualClock();
+    let fail = false;
+    const wrapped = instrument(
+      resilient(
+        async (k: string) => {
+          if (fail) throw new Error('down');
+          return k;
+        },
+        { name: 'swr', clock, cache: { ttl: 100, staleWhileRevalidate: 1_000 } },
+      ),
+      { meter: meter() },
+    );
+    expect(await wrapped('a')).toBe('a');
+    await clock.advance(100);
+    fail = true;
+    expect(await wrapped('a')).toBe('a');
+    await clock.advance(0);
+    const metrics = await collect();
+    expect(value(metrics, 'bulwark.cache.requests', { 'bulwark.cache.result': 'stale' })).toBe(1);
+    expect(value(metrics, 'bulwark.cache.refresh_failures', { 'bulwark.name': 'swr' })).toBe(1);
+  });
+
   it('counts chaos injections by kind, with span events', async () => {
     const clock = new ManualClock();
     let draw = 0;

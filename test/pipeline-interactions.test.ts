@@ -356,7 +356,15 @@ describe('sharing', () => {
       },
       rateLimiter: { admitted: 1, rejected: 0, waited: 0, retryAfter: 0 },
       bulkhead: { inFlight: 0, queued: 0, rejected: 0 },
-      cache: { size: 1, hits: 1, misses: 1, staleServed: 0, hitRate: 0.5 },
+      cache: {
+        size: 1,
+        hits: 1,
+        misses: 1,
+        staleServed: 0,
+        staleHits: 0,
+        refreshFailures: 0,
+        hitRate: 0.5,
+      },
     });
     expect(resilient(() => 1).stats()).toEqual({});
   });

@@ -54,6 +54,12 @@ export class Pipeline extends FastPath {
         }
         return entry.promise;
       }
+      // Within `staleWhileRevalidate` past its ttl: the stale value now, one refresh in the background.
+      if (cache.staleWhileRevalidate > 0 && entry.expires !== -Infinity) {
+        const past = this.clock.now() - entry.expires;
+        if (cache.revalidates(past))
+          return this.staleHit(cache, entry, past, thisArg, argc, a0, a1, a2, a3, rest);
+      }
       if (entry.flight !== undefined) {
         cache.hits++;
         if (this.listening()) {
@@ -120,6 +126,69 @@ export class Pipeline extends FastPath {
   }
 
   /**
+   * A stale value served at once; the first such call starts the key's refresh, which runs through the
+   * rest of the pipeline on its own: no caller waits on it, so no caller's fallback applies to it, and
+   * only the pipeline's `signal` (shutdown) stops it.
+   */
+  private staleHit(
+    cache: Cache,
+    entry: CacheEntry,
+    past: number,
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+  ): Promise<unknown> {
+    cache.hits++;
+    cache.staleHits++;
+    const refreshing = entry.flight === undefined;
+    if (this.listening())
+      this.emit({ type: 'cacheStaleHit', key: entry.key, age: past + cache.ttl, refreshing });
+    if (refreshing) {
+      const inner = this.invoke(
+        thisArg,
+        argc,
+        a0,
+        a1,
+        a2,
+        a3,
+        rest,
+        undefined,
+        undefined,
+        undefined,
+      );
+      const flight = inner.then(
+        (value) => {
+          cache.store(entry, value, this.clock.now());
+          return value;
+        },
+        (error: unknown) => this.refreshFailed(cache, entry, error),
+      );
+      entry.flight = flight;
+      // Calls that join it (once the stale window is over) handle its outcome; nobody else may.
+      flight.then(undefined, ignore);
+    }
+    return entry.promise;
+  }
+
+  /**
+   * A background refresh failed: the stale value stays (within `staleWhileRevalidate`, then as
+   * `staleIfError` allows) for the calls that joined it; the entry is dropped only when neither allows.
+   */
+  private refreshFailed(cache: Cache, entry: CacheEntry, error: unknown): unknown {
+    cache.refreshFailures++;
+    if (this.listening()) this.emit({ type: 'cacheRefreshFailed', key: entry.key, error });
+    if (cache.revalidates(this.clock.now() - entry.expires)) {
+      entry.flight = undefined;
+      return entry.value;
+    }
+    return this.missFailed(entry, error);
+  }
+
+  /**
    * A cache with a store: values live in the store (read on every call); single flight is fleet-wide
    * through the store's key locks (see Cache.fetch); concurrent calls here share one read and one call.
    */
@@ -176,6 +245,18 @@ export class Pipeline extends FastPath {
       }
       return stored.value;
     }
+    // Within `staleWhileRevalidate`: the stale value now. The refresh is this process's when it holds
+    // the key's lock (one across the fleet), or, without fleet locks, when none runs here yet.
+    if (stored !== undefined && cache.revalidates(stored.age - cache.ttl)) {
+      const refreshing =
+        read.token !== '' || (cache.lockTimeout === 0 && !cache.refreshing.has(storeKey));
+      cache.hits++;
+      cache.staleHits++;
+      if (this.listening()) this.emit({ type: 'cacheStaleHit', key, age: stored.age, refreshing });
+      if (refreshing)
+        this.sharedRefresh(cache, key, storeKey, read.token, thisArg, argc, a0, a1, a2, a3, rest);
+      return stored.value;
+    }
     cache.misses++;
     if (this.listening()) this.emit({ type: 'cacheMiss', key });
     let value: unknown;
@@ -194,14 +275,57 @@ export class Pipeline extends FastPath {
       );
     } catch (error) {
       cache.release(storeKey, read.token); // another process may compute it now
-      // The store keeps a value `staleIfError` ms past its ttl: one still there may be served.
-      if (stored === undefined || this.isAbort(error)) throw error;
+      // The store keeps a value `staleFor` ms past its ttl: one within `staleIfError` may be served.
+      if (
+        stored === undefined ||
+        this.isAbort(error) ||
+        stored.age - cache.ttl > cache.staleIfError
+      )
+        throw error;
       cache.staleServed++;
       if (this.listening()) this.emit({ type: 'staleServed', key, age: stored.age, error });
       return stored.value;
     }
-    cache.put(storeKey, value, read.token);
+    void cache.put(storeKey, value, read.token);
     return value;
+  }
+
+  /** A shared cache's background refresh: stores its value and releases the key's lock, never rejects. */
+  private sharedRefresh(
+    cache: Cache,
+    key: unknown,
+    storeKey: string,
+    token: string,
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+  ): void {
+    cache.refreshing.add(storeKey);
+    const failed = (error: unknown): void => {
+      cache.refreshFailures++;
+      if (this.listening()) this.emit({ type: 'cacheRefreshFailed', key, error });
+    };
+    void this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined, undefined).then(
+      (value) => {
+        // Until the value is written, a read still finds the stale one: no second refresh meanwhile.
+        const done = (): void => void cache.refreshing.delete(storeKey);
+        try {
+          void cache.put(storeKey, value, token).then(done);
+        } catch (error) {
+          done();
+          failed(error); // a value the serializer refuses: the stale one stays
+        }
+      },
+      (error: unknown) => {
+        cache.refreshing.delete(storeKey);
+        cache.release(storeKey, token);
+        failed(error);
+      },
+    );
   }
 
   private withFallback(
@@ -222,4 +346,8 @@ export class Pipeline extends FastPath {
     );
   }
   /* eslint-enable no-restricted-syntax */
+}
+
+function ignore(): void {
+  // A background refresh that nobody joined: its failure was reported as a `cacheRefreshFailed` event.
 }

@@ -55,6 +55,7 @@ export const METRICS = Object.freeze({
   fallbacks: 'bulwark.fallbacks',
   cacheRequests: 'bulwark.cache.requests',
   cacheStaleServed: 'bulwark.cache.stale_served',
+  cacheRefreshFailures: 'bulwark.cache.refresh_failures',
   chaosInjections: 'bulwark.chaos.injections',
   rateLimiterWaits: 'bulwark.rate_limiter.waits',
   rateLimiterWaitDuration: 'bulwark.rate_limiter.wait.duration',
@@ -104,6 +105,7 @@ class Telemetry {
   private readonly fallbacks: Counter;
   private readonly cacheRequests: Counter;
   private readonly staleServed: Counter;
+  private readonly refreshFailures: Counter;
   private readonly chaosInjections: Counter;
   private readonly waits: Counter;
   private readonly waitDuration: Histogram;
@@ -164,6 +166,11 @@ class Telemetry {
     this.staleServed = meter.createCounter(METRICS.cacheStaleServed, {
       description: 'Stale cache values served after a failed refresh.',
       unit: '{request}',
+    });
+    this.refreshFailures = meter.createCounter(METRICS.cacheRefreshFailures, {
+      description:
+        'Background refreshes (staleWhileRevalidate) that failed; the stale value stayed.',
+      unit: '{refresh}',
     });
     this.chaosInjections = meter.createCounter(METRICS.chaosInjections, {
       description: 'Faults, latencies and results injected by chaos, by kind.',
@@ -374,13 +381,23 @@ class Telemetry {
       case 'cacheHit':
       case 'cacheMiss':
       case 'cacheJoined':
+      case 'cacheStaleHit':
         this.cacheRequests.add(
           1,
           this.with({
             'bulwark.cache.result':
-              event.type === 'cacheHit' ? 'hit' : event.type === 'cacheMiss' ? 'miss' : 'joined',
+              event.type === 'cacheHit'
+                ? 'hit'
+                : event.type === 'cacheMiss'
+                  ? 'miss'
+                  : event.type === 'cacheJoined'
+                    ? 'joined'
+                    : 'stale',
           }),
         );
+        break;
+      case 'cacheRefreshFailed':
+        this.refreshFailures.add(1, this.attributes);
         break;
       case 'staleServed':
         this.staleServed.add(1, this.attributes);

@@ -36,6 +36,13 @@ export interface CacheOptions<A extends readonly unknown[] = unknown[]> {
   key?: (...args: A) => unknown;
   /** For this many ms after expiry, a failed refresh serves the stale value. The default value is `0`. */
   staleIfError?: number;
+  /**
+   * For this many ms after expiry, a call gets the stale value at once while one refresh per key runs in
+   * the background through the rest of the pipeline (retry, breaker, timeout...). A successful refresh
+   * replaces the value; a failed one keeps it (and is a `cacheRefreshFailed` event). The default value
+   * is `0` (an expired value is refreshed while the caller waits).
+   */
+  staleWhileRevalidate?: number;
   /** The clock; by default the pipeline's. */
   clock?: Clock;
   /** Name (used by shared stores and in `describe()`). Required with a `store`. The default value is none. */
@@ -68,6 +75,7 @@ export const CACHE_DEFAULTS = Object.freeze({
   ttl: 60_000,
   maxEntries: 1_000,
   staleIfError: 0,
+  staleWhileRevalidate: 0,
   lockTimeout: 10_000,
 });
 
@@ -147,6 +155,9 @@ export class Cache {
   readonly ttl: number;
   readonly maxEntries: number;
   readonly staleIfError: number;
+  readonly staleWhileRevalidate: number;
+  /** @internal how long past `ttl` a value is kept: the longer of the two stale windows. */
+  readonly staleFor: number;
   readonly lockTimeout: number;
   /** The `key` option (undefined: the default key). */
   readonly keyOf: ((...args: unknown[]) => unknown) | undefined;
@@ -172,6 +183,15 @@ export class Cache {
   misses = 0;
   /** @internal */
   staleServed = 0;
+  /** @internal stale values served while a refresh ran (`staleWhileRevalidate`). */
+  staleHits = 0;
+  /** @internal background refreshes that failed. */
+  refreshFailures = 0;
+  /**
+   * @internal store keys this process refreshes in the background now: one refresh per key even when
+   * fleet single flight is off (`lockTimeout: 0`).
+   */
+  readonly refreshing = new Set<string>();
   /** The shared entries, when a `store` was given. */
   readonly shared: SharedCache | undefined;
   readonly serializer: Serializer;
@@ -206,6 +226,7 @@ export class Cache {
             'maxEntries',
             'key',
             'staleIfError',
+            'staleWhileRevalidate',
             'clock',
             'name',
             'store',
@@ -235,6 +256,13 @@ export class Cache {
         infinity: true,
       },
     );
+    this.staleWhileRevalidate = problems.number(
+      `${path}.staleWhileRevalidate`,
+      o.staleWhileRevalidate,
+      CACHE_DEFAULTS.staleWhileRevalidate,
+      { min: 0, infinity: true },
+    );
+    this.staleFor = Math.max(this.staleIfError, this.staleWhileRevalidate);
     this.lockTimeout = problems.number(
       `${path}.lockTimeout`,
       o.lockTimeout,
@@ -309,7 +337,7 @@ export class Cache {
     const health = this.health!;
     const lockMs = this.lockTimeout;
     const token = lockMs > 0 ? `${this.tokenBase}${++this.tokens}` : '';
-    const lock = lockMs > 0 ? { ms: lockMs, token, staleFor: this.staleIfError } : undefined;
+    const lock = lockMs > 0 ? { ms: lockMs, token, staleFor: this.staleFor } : undefined;
     const clock = this.clock ?? systemClock;
     let limit = -1;
     let delay = POLL_FIRST;
@@ -327,6 +355,9 @@ export class Cache {
       const joined = limit >= 0;
       if (stored?.fresh === true || read.lock <= 0)
         return { stored, token: read.lock === 0 ? token : '', joined };
+      // Another process refreshes a value still within `staleWhileRevalidate`: serve it, do not wait.
+      if (stored !== undefined && this.revalidates(stored.age - this.ttl))
+        return { stored, token: '', joined: false };
       // Another process computes this key: wait for its value while its lock lives (when the lock
       // expires, its holder died or hangs: one waiter takes the lock over), `2 × lockTimeout` ms at most
       // in all (a holder, then the one that took over from it).
@@ -350,19 +381,24 @@ export class Cache {
     } catch {
       return undefined; // written by another version or serializer: a miss
     }
-    const keep = this.ttl + this.staleIfError;
+    const keep = this.ttl + this.staleFor;
     return {
       value,
       age: entry.remaining === Infinity ? 0 : Math.max(0, keep - entry.remaining),
-      fresh: entry.remaining > this.staleIfError,
+      fresh: entry.remaining > this.staleFor,
     };
   }
 
+  /** @internal whether a value `pastExpiry` ms past its ttl is served while a refresh runs. */
+  revalidates(pastExpiry: number): boolean {
+    return this.staleWhileRevalidate > 0 && pastExpiry <= this.staleWhileRevalidate;
+  }
+
   /**
-   * @internal stores a result in the store (fire-and-forget) and releases the key's lock `token`;
-   * throws when the result cannot be encoded.
+   * @internal stores a result in the store (fire-and-forget: the promise, which never rejects, says when
+   * the write is done) and releases the key's lock `token`; throws when the result cannot be encoded.
    */
-  put(key: string, value: unknown, token: string): void {
+  put(key: string, value: unknown, token: string): Promise<unknown> {
     let data: string;
     try {
       data = this.serializer.encode(value);
@@ -376,9 +412,9 @@ export class Cache {
     const health = this.health!;
     // A flight that holds the key's lock writes even to a store that looked unavailable: the write
     // also frees the lock that the other processes wait on (and it is one command per computation).
-    if (token === '' && !health.usable()) return;
-    void guarded(health, () =>
-      this.shared!.set(key, data, this.ttl + this.staleIfError, this.maxEntries, token),
+    if (token === '' && !health.usable()) return Promise.resolve();
+    return guarded(health, () =>
+      this.shared!.set(key, data, this.ttl + this.staleFor, this.maxEntries, token),
     );
   }
 
@@ -576,7 +612,7 @@ export class Cache {
       this.unlink(entry);
       entry.fresh = false;
       // Without a stale window an expired value is of no further use: free it now.
-      if (this.staleIfError === 0 && entry.flight === undefined) this.drop(entry);
+      if (this.staleFor === 0 && entry.flight === undefined) this.drop(entry);
       entry = this.head;
     }
     if (entry !== undefined) this.arm(entry.expires, now);
@@ -628,13 +664,27 @@ export class Cache {
     if (entry !== undefined) this.drop(entry);
   }
 
-  stats(): { size: number; hits: number; misses: number; staleServed: number; hitRate: number } {
+  /**
+   * `hits` counts every call answered from the cache, stale values served while a refresh ran
+   * (`staleHits`) included; `refreshFailures` counts background refreshes that failed.
+   */
+  stats(): {
+    size: number;
+    hits: number;
+    misses: number;
+    staleServed: number;
+    staleHits: number;
+    refreshFailures: number;
+    hitRate: number;
+  } {
     const total = this.hits + this.misses;
     return {
       size: this.young.size + this.old.size,
       hits: this.hits,
       misses: this.misses,
       staleServed: this.staleServed,
+      staleHits: this.staleHits,
+      refreshFailures: this.refreshFailures,
       hitRate: total === 0 ? 0 : this.hits / total,
     };
   }
@@ -647,6 +697,7 @@ export class Cache {
       maxEntries: this.maxEntries,
       key: this.keyOf === undefined ? 'default' : 'custom',
       staleIfError: this.staleIfError,
+      staleWhileRevalidate: this.staleWhileRevalidate,
       ...(this.shared === undefined
         ? {}
         : {

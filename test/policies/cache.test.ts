@@ -12,6 +12,7 @@ import { markFreeRunning } from '../../src/clock.js';
 import { atTurnEnd } from '../../src/core/turn.js';
 import { flush, ManualClock } from '../helpers/manual-clock.js';
 import { memoryStore } from '../helpers/memory-store.js';
+import { deferred, track } from '../helpers/promises.js';
 
 const boom = new Error('boom');
 
@@ -53,6 +54,7 @@ describe('cache: defaults and options', () => {
       maxEntries: 1_000,
       key: 'default',
       staleIfError: 0,
+      staleWhileRevalidate: 0,
     });
     expect(cache()).toBeInstanceOf(Cache);
     expect(cache({ name: 'users', key: (id: string) => id }).describe()).toMatchObject({
@@ -108,6 +110,8 @@ describe('cache: defaults and options', () => {
       hits: 2,
       misses: 2,
       staleServed: 0,
+      staleHits: 0,
+      refreshFailures: 0,
       hitRate: 0.5,
     });
     expect(cache().stats().hitRate).toBe(0);
@@ -830,5 +834,198 @@ describe('cache: one clock read per turn on the system clock', () => {
     clock.elapse(4);
     await endOfTurn();
     expect(b.expires).toBe(54);
+describe('cache: staleWhileRevalidate', () => {
+  it('serves a stale value at once while one background refresh replaces it', async () => {
+    const clock = new ManualClock();
+    const refresh = deferred<string>();
+    let calls = 0;
+    const fn = vi.fn((key: string) =>
+      ++calls === 1 ? Promise.resolve(`${key}#1`) : refresh.promise,
+    );
+    const call = resilient(fn, { clock, cache: { ttl: 100, staleWhileRevalidate: 1_000 } });
+    const events: ResilienceEvent[] = [];
+    call.on((e) => events.push(e));
+    expect(await call('a')).toBe('a#1');
+    await clock.advance(150);
+    // Three calls within the window: all answered at once with the stale value, one refresh.
+    expect(await call('a')).toBe('a#1');
+    expect(await call('a')).toBe('a#1');
+    expect(await call('a')).toBe('a#1');
+    expect(fn).toHaveBeenCalledTimes(2);
+    expect(events.filter((e) => e.type === 'cacheStaleHit')).toEqual([
+      { type: 'cacheStaleHit', key: 'a', age: 150, refreshing: true },
+      { type: 'cacheStaleHit', key: 'a', age: 150, refreshing: false },
+      { type: 'cacheStaleHit', key: 'a', age: 150, refreshing: false },
+    ]);
+    refresh.resolve('a#2');
+    await clock.advance(0);
+    // The refreshed value is fresh for a full ttl from when it arrived.
+    expect(await call('a')).toBe('a#2');
+    await clock.advance(99);
+    expect(await call('a')).toBe('a#2');
+    expect(fn).toHaveBeenCalledTimes(2);
+    expect(call.stats().cache).toMatchObject({ hits: 5, misses: 1, staleHits: 3 });
+    expect(call.describe().stages[1]).toMatchObject({ staleWhileRevalidate: 1_000 });
+  });
+
+  it('past ttl + staleWhileRevalidate a call waits for a new value, as without it', async () => {
+    const { call, fn, clock, events } = setup({ ttl: 100, staleWhileRevalidate: 200 });
+    expect(await call('a')).toBe('a#1');
+    await clock.advance(301);
+    const miss = call('a');
+    expect(await miss).toBe('a#2');
+    expect(fn).toHaveBeenCalledTimes(2);
+    expect(events.some((e) => e.type === 'cacheStaleHit')).toBe(false);
+  });
+
+  it('the refresh runs through retry and breaker; a failed one keeps the stale value and says so', async () => {
+    const clock = new ManualClock();
+    let fail = false;
+    const fn = vi.fn(async (key: string) => {
+      if (fail) throw boom;
+      return key;
+    });
+    const call = resilient(fn, {
+      clock,
+      retry: { maxAttempts: 3, backoff: () => 10 },
+      circuitBreaker: { consecutiveFailures: 3, halfOpenAfter: 10_000 },
+      cache: { ttl: 100, staleWhileRevalidate: 1_000 },
+    });
+    const events: ResilienceEvent[] = [];
+    call.on((e) => events.push(e));
+    expect(await call('a')).toBe('a');
+    await clock.advance(100);
+    fail = true;
+    expect(await call('a')).toBe('a'); // stale, refresh started
+    await clock.advance(20); // two backoff sleeps: 3 attempts
+    expect(fn).toHaveBeenCalledTimes(4);
+    expect(events.filter((e) => e.type === 'retryScheduled')).toHaveLength(2);
+    expect(events).toContainEqual({ type: 'cacheRefreshFailed', key: 'a', error: boom });
+    expect(events.some((e) => e.type === 'circuitOpened')).toBe(true);
+    // Still within the window: the stale value again, and a new refresh (which the open circuit refuses).
+    expect(await call('a')).toBe('a');
+    await clock.advance(0);
+    expect(fn).toHaveBeenCalledTimes(4);
+    expect(call.stats().cache).toMatchObject({ refreshFailures: 2, staleHits: 2 });
+  });
+
+  it('a refresh that fails after the window falls back to staleIfError, then to the error', async () => {
+    const clock = new ManualClock();
+    const pending: ReturnType<typeof deferred<string>>[] = [];
+    let first = true;
+    const fn = vi.fn((key: string) => {
+      if (first) {
+        first = false;
+        return Promise.resolve(key);
+      }
+      const d = deferred<string>();
+      pending.push(d);
+      return d.promise;
+    });
+    const call = resilient(fn, {
+      clock,
+      cache: { ttl: 100, staleWhileRevalidate: 100, staleIfError: 300 },
+    });
+    const events: ResilienceEvent[] = [];
+    call.on((e) => events.push(e));
+    await call('a');
+    await clock.advance(150);
+    expect(await call('a')).toBe('a'); // stale hit, refresh 1 starts
+    await clock.advance(100); // 250 ms old: past ttl + staleWhileRevalidate
+    const joined = track(call('a')); // joins refresh 1
+    pending[0]!.reject(boom);
+    await clock.advance(0);
+    // Within staleIfError: the joined call gets the stale value.
+    expect(joined.value).toBe('a');
+    expect(events.map((e) => e.type)).toContain('staleServed');
+    await clock.advance(200); // 450 ms old: past staleIfError too
+    const late = track(call('a'));
+    pending[1]!.reject(boom);
+    await clock.advance(0);
+    expect(late.reason).toBe(boom);
+  });
+
+  it('a refresh nobody waits for never leaves an unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const { call, next, clock, events } = setup({ ttl: 100, staleWhileRevalidate: 1_000 });
+      await call('a');
+      await clock.advance(100);
+      next('fail');
+      expect(await call('a')).toBe('a#1');
+      await clock.advance(0);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(events.some((e) => e.type === 'cacheRefreshFailed')).toBe(true);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it("the refresh is not the caller's: no fallback applies to it, and the value is served stale", async () => {
+    const clock = new ManualClock();
+    let fail = false;
+    const fallback = vi.fn(() => 'fallback');
+    const call = resilient(
+      async (key: string) => {
+        if (fail) throw boom;
+        return key;
+      },
+      { clock, fallback, cache: { ttl: 100, staleWhileRevalidate: 1_000 } },
+    );
+    expect(await call('a')).toBe('a');
+    await clock.advance(100);
+    fail = true;
+    expect(await call('a')).toBe('a');
+    await clock.advance(0);
+    expect(fallback).not.toHaveBeenCalled();
+    // The stale entry was kept: still served.
+    expect(await call('a')).toBe('a');
+  });
+
+  it("the pipeline's signal (shutdown) stops a refresh; its timers go", async () => {
+    const clock = new ManualClock();
+    const shutdown = new AbortController();
+    let calls = 0;
+    const call = resilient(
+      (key: string) => (++calls === 1 ? Promise.resolve(key) : new Promise<string>(() => {})),
+      {
+        clock,
+        signal: shutdown.signal,
+        timeout: 5_000,
+        retry: { maxAttempts: 5 },
+        cache: { ttl: 100, staleWhileRevalidate: 10_000 },
+      },
+    );
+    const events: ResilienceEvent[] = [];
+    call.on((e) => events.push(e));
+    await call('a');
+    await clock.advance(100);
+    expect(await call('a')).toBe('a');
+    expect(calls).toBe(2);
+    shutdown.abort(new Error('shutdown'));
+    await clock.advance(0);
+    expect(events.at(-1)).toMatchObject({ type: 'cacheRefreshFailed', key: 'a' });
+    expect(clock.pending({ refOnly: true })).toBe(0);
+    expect(calls).toBe(2);
+  });
+
+  it('validates staleWhileRevalidate; resilientSync refuses it', () => {
+    expect(() => resilient((k: string) => k, { cache: { staleWhileRevalidate: -1 } })).toThrow(
+      'Expected `cache.staleWhileRevalidate` to be a number >= 0 (Infinity allowed), got `-1` (number)',
+    );
+    expect(() => cache({ staleWhileRevalidate: '5s' as never })).toThrow(
+      'Expected `cache.staleWhileRevalidate` to be a number >= 0',
+    );
+    expect(() => resilientSync((k: string) => k, { cache: { staleWhileRevalidate: 100 } })).toThrow(
+      'Expected `cache.staleWhileRevalidate` to be absent or 0',
+    );
+    expect(() =>
+      resilientSync((k: string) => k, { cache: cache({ staleWhileRevalidate: 100 }) }),
+    ).toThrow('Expected `cache.staleWhileRevalidate` to be absent or 0');
   });
 });

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cache, jsonSerializer, resilient, type ResilienceEvent } from '../../src/index.js';
 import { MAX_CACHE_KEY_LENGTH, redisStore, type RedisStore } from '../../src/redis/index.js';
+import { deferred, type Deferred } from '../helpers/promises.js';
 import { connect, noRedis, RedisServer, sleep, until } from './server.js';
 
 describe.skipIf(noRedis)('cache with a Redis store', () => {
@@ -328,6 +329,113 @@ describe.skipIf(noRedis)('cache with a Redis store', () => {
     });
     await expect(bad('b')).rejects.toThrow(TypeError);
     await until(async () => (await client.exists(`bulwark:cache:{${shared}}:l:s:b`)) === 0);
+  });
+
+  it('staleWhileRevalidate: every process serves the stale value at once; one refreshes it', async () => {
+    const shared = name();
+    const refreshes: Deferred<string>[] = [];
+    let computed = 0;
+    const make = () =>
+      resilient(
+        (id: string) => {
+          if (++computed === 1) return Promise.resolve(`${id}-1`);
+          const d = deferred<string>();
+          refreshes.push(d);
+          return d.promise;
+        },
+        { cache: { name: shared, store, ttl: 100, staleWhileRevalidate: 60_000 } },
+      );
+    const a = make();
+    const b = make();
+    const events: ResilienceEvent[] = [];
+    a.on((e) => events.push(e));
+    b.on((e) => events.push(e));
+    expect(await a('k')).toBe('k-1');
+    await until(async () => (await client.hexists(`bulwark:cache:{${shared}}:v`, 's:k')) === 1);
+    await sleep(150); // past the ttl: the store keeps it ttl + staleWhileRevalidate
+    // Nobody waits for the refresh (it never settles until the test says so).
+    expect(await Promise.all([a('k'), b('k'), a('k'), b('k')])).toEqual([
+      'k-1',
+      'k-1',
+      'k-1',
+      'k-1',
+    ]);
+    const stale = events.filter((e) => e.type === 'cacheStaleHit');
+    expect(stale.length).toBeGreaterThanOrEqual(2);
+    expect(stale.filter((e) => (e as { refreshing: boolean }).refreshing)).toHaveLength(1);
+    expect(computed).toBe(2); // one refresh across both processes
+    expect(await client.exists(`bulwark:cache:{${shared}}:l:s:k`)).toBe(1); // its lock
+    // Later calls still get the stale value and start no other refresh while the lock lives.
+    expect(await b('k')).toBe('k-1');
+    expect(computed).toBe(2);
+    refreshes[0]!.resolve('k-2');
+    await until(async () => (await b('k')) === 'k-2', 3_000, 'the refreshed value');
+    expect(await a('k')).toBe('k-2');
+    expect(await client.exists(`bulwark:cache:{${shared}}:l:s:k`)).toBe(0); // released with the value
+    expect(computed).toBe(2);
+  });
+
+  it('staleWhileRevalidate: a failed refresh keeps the stale value, releases its lock and says so', async () => {
+    const shared = name();
+    let fail = false;
+    let computed = 0;
+    const fn = resilient(
+      async (id: string) => {
+        computed++;
+        if (fail) throw new Error('down');
+        return `${id}-${computed}`;
+      },
+      {
+        retry: { maxAttempts: 2, backoff: () => 0 },
+        cache: { name: shared, store, ttl: 100, staleWhileRevalidate: 60_000 },
+      },
+    );
+    const events: ResilienceEvent[] = [];
+    fn.on((e) => events.push(e));
+    expect(await fn('k')).toBe('k-1');
+    await until(async () => (await client.hexists(`bulwark:cache:{${shared}}:v`, 's:k')) === 1);
+    await sleep(150);
+    fail = true;
+    expect(await fn('k')).toBe('k-1');
+    await until(() => events.some((e) => e.type === 'cacheRefreshFailed'), 3_000, 'the failure');
+    expect(computed).toBe(3); // the refresh ran through retry: 2 attempts
+    expect(events.find((e) => e.type === 'cacheRefreshFailed')).toMatchObject({ key: 'k' });
+    await until(async () => (await client.exists(`bulwark:cache:{${shared}}:l:s:k`)) === 0);
+    // Still servable; the next call starts the next refresh at once (no lock left behind).
+    fail = false;
+    expect(await fn('k')).toBe('k-1');
+    await until(async () => (await fn('k')) === 'k-4', 3_000, 'the refreshed value');
+    expect(fn.stats().cache).toMatchObject({ refreshFailures: 1 });
+    expect(fn.describe().stages[1]).toMatchObject({
+      staleWhileRevalidate: 60_000,
+      store: 'shared',
+    });
+  });
+
+  it('staleWhileRevalidate with lockTimeout: 0: one refresh at a time per process, none waits', async () => {
+    const shared = name();
+    let computed = 0;
+    const gate = deferred<void>();
+    const make = () =>
+      resilient(
+        async (id: string) => {
+          const n = ++computed;
+          if (n > 1) await gate.promise;
+          return `${id}-${n}`;
+        },
+        { cache: { name: shared, store, ttl: 100, staleWhileRevalidate: 60_000, lockTimeout: 0 } },
+      );
+    const a = make();
+    expect(await a('k')).toBe('k-1');
+    await until(async () => (await client.hexists(`bulwark:cache:{${shared}}:v`, 's:k')) === 1);
+    await sleep(150);
+    expect(await a('k')).toBe('k-1');
+    expect(await a('k')).toBe('k-1');
+    expect(computed).toBe(2);
+    gate.resolve();
+    await until(async () => (await a('k')) !== 'k-1', 3_000, 'the refreshed value');
+    // One refresh at a time: a read sent before the refresh's write may still start the next one.
+    expect(computed).toBeLessThanOrEqual(3);
   });
 
   it('while Redis is down every call runs fn (no cache), events fire, sharing resumes', async () => {
