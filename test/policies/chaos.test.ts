@@ -60,6 +60,28 @@ describe('chaos: faults', () => {
     expect(seen.slice(0, 3)).toEqual([self, 'x', 2]);
   });
 
+  it('on the slow path too (latency configured), an error function gets every argument', async () => {
+    const seen: unknown[][] = [];
+    const wrapped = resilient(async (...args: number[]) => args.length, {
+      chaos: {
+        latency: { rate: 0, delay: 10 },
+        fault: {
+          rate: 1,
+          error: (...args: number[]) => {
+            seen.push(args);
+            return new Error('x');
+          },
+        },
+      },
+    });
+    await expect(wrapped(1, 2, 3, 4, 5, 6)).rejects.toThrow('x');
+    await expect(wrapped(1, 2)).rejects.toThrow('x');
+    expect(seen).toEqual([
+      [1, 2, 3, 4, 5, 6],
+      [1, 2],
+    ]);
+  });
+
   it('an error function that throws fails the attempt with what it threw', async () => {
     const oops = new Error('oops');
     const wrapped = resilient(async () => 1, {
