@@ -156,7 +156,7 @@ describe('options validation: one TypeError at wrap time', () => {
 
   it('an unknown key far from every known one gets no suggestion, but the list of known options', () => {
     expect(problems({ xyzzy: 1 })).toBe(
-      'Invalid bulwark options:\n  - Unknown option `xyzzy`; known options: retry, timeout, hedge, fallback, circuitBreaker, rateLimiter, bulkhead, cache, signal, clock, random, stackTraces, name',
+      'Invalid bulwark options:\n  - Unknown option `xyzzy`; known options: retry, timeout, hedge, fallback, circuitBreaker, rateLimiter, bulkhead, cache, chaos, signal, clock, random, stackTraces, name',
     );
     expect(problems({ retry: { zzz: 1 } })).toBe(
       'Invalid bulwark options:\n  - Unknown option `retry.zzz`; known options: maxAttempts, backoff, retryOn, retryOnResult, budget, maxRetryAfter',
@@ -173,7 +173,7 @@ describe('options validation: one TypeError at wrap time', () => {
     });
     expect(message.split('\n')).toEqual([
       'Invalid bulwark options:',
-      '  - Unknown option `retyr` (did you mean `retry`?); known options: retry, timeout, hedge, fallback, circuitBreaker, rateLimiter, bulkhead, cache, signal, clock, random, stackTraces, name',
+      '  - Unknown option `retyr` (did you mean `retry`?); known options: retry, timeout, hedge, fallback, circuitBreaker, rateLimiter, bulkhead, cache, chaos, signal, clock, random, stackTraces, name',
       '  - Expected `retry.maxAttempts` to be an integer >= 1, got `0` (number)',
       '  - Expected `retry.backoff` to be a function, got `5` (number)',
       '  - Expected `retry.retryOn` to be a function, got `"yes"` (string)',
@@ -326,7 +326,7 @@ describe('options: what is accepted', () => {
 
 describe('error messages for the commonest mistakes', () => {
   const known =
-    'known options: retry, timeout, hedge, fallback, circuitBreaker, rateLimiter, bulkhead, cache, signal, clock, random, stackTraces, name';
+    'known options: retry, timeout, hedge, fallback, circuitBreaker, rateLimiter, bulkhead, cache, chaos, signal, clock, random, stackTraces, name';
   const retryKnown =
     'known options: maxAttempts, backoff, retryOn, retryOnResult, budget, maxRetryAfter';
   const counts = '`maxAttempts` counts all calls, the first included';

@@ -95,7 +95,7 @@ describe('@resilient(options) as a legacy (experimentalDecorators) decorator', (
       }
     }
     const method = Controller.prototype.slow as unknown as ResilientFunction<Controller, [], never>;
-    expect(method.describe().stages.at(-1)).toEqual({
+    expect(method.describe().stages.at(-2)).toEqual({
       stage: 'timeout',
       enabled: true,
       attempt: 10,
