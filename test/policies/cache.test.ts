@@ -834,6 +834,9 @@ describe('cache: one clock read per turn on the system clock', () => {
     clock.elapse(4);
     await endOfTurn();
     expect(b.expires).toBe(54);
+  });
+});
+
 describe('cache: staleWhileRevalidate', () => {
   it('serves a stale value at once while one background refresh replaces it', async () => {
     const clock = new ManualClock();
