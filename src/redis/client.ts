@@ -38,7 +38,8 @@ export interface ClientAdapter {
 export interface SubscriberAdapter {
   /** True when a SUBSCRIBE sent now would be heard (otherwise `ready` will subscribe). */
   readonly ready: boolean;
-  subscribe(channels: readonly string[]): void;
+  /** Resolves once Redis confirmed the subscription (or the attempt failed: `ready` runs again). */
+  subscribe(channels: readonly string[]): Promise<void>;
   unsubscribe(channel: string): void;
   close(): void;
 }
@@ -119,7 +120,7 @@ function ioredisAdapter(client: Redis | Cluster): ClientAdapter {
         get ready() {
           return subscriber.status === 'ready';
         },
-        subscribe: (channels) => void subscriber.subscribe(...channels).catch(ignore),
+        subscribe: (channels) => subscriber.subscribe(...channels).then(ignore, ignore),
         unsubscribe: (channel) => void subscriber.unsubscribe(channel).catch(ignore),
         close: () => subscriber.disconnect(),
       };
@@ -183,7 +184,7 @@ function nodeRedisAdapter(client: NodeRedisLike): ClientAdapter {
         get ready() {
           return connected;
         },
-        subscribe: (channels) => void subscriber.subscribe([...channels], listener).catch(ignore),
+        subscribe: (channels) => subscriber.subscribe([...channels], listener).then(ignore, ignore),
         unsubscribe: (channel) => void subscriber.unsubscribe(channel, listener).catch(ignore),
         close: () => subscriber.destroy(),
       };

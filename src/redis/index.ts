@@ -398,7 +398,9 @@ export class RedisStore implements Store {
     }
     set.add(subscription);
     const subscriber = this.connectSubscriber();
-    if (subscriber.ready) subscriber.subscribe([channel]);
+    // A message published before Redis confirms the SUBSCRIBE is lost: the state is read (again)
+    // once it has.
+    if (subscriber.ready) void subscriber.subscribe([channel]).then(subscription.onResync);
     return () => {
       const current = this.subscriptions.get(channel);
       if (current === undefined || !current.delete(subscription) || current.size > 0) return;
@@ -417,11 +419,14 @@ export class RedisStore implements Store {
       },
       () => {
         const channels = [...this.subscriptions.keys()];
-        if (channels.length > 0) subscriber.subscribe(channels);
+        if (channels.length === 0) return;
         // Messages may have been missed while disconnected: every circuit reads its state again, every
-        // fleet bulkhead's waiters ask again.
-        for (const set of this.subscriptions.values())
-          for (const subscription of set) subscription.onResync();
+        // fleet bulkhead's waiters ask again, once Redis has confirmed the SUBSCRIBE (a state read
+        // before it could miss a message published in between, and the message would be lost too).
+        void subscriber.subscribe(channels).then(() => {
+          for (const set of this.subscriptions.values())
+            for (const subscription of set) subscription.onResync();
+        });
       },
     );
     this.subscriber = subscriber;
@@ -458,17 +463,25 @@ export class RedisStore implements Store {
     const timeout = this.commandTimeout;
     return new Promise<T>((resolve, reject) => {
       let settled = false;
-      // A busy event loop runs the timer late, in the same turn as the socket read that holds the
-      // reply: timers run first. setImmediate waits for this turn's I/O, so a reply that is already
-      // here wins, and only a Redis that has not answered times out. (A slow answer is not an outage.)
-      const timer = setTimeout(() => {
-        setImmediate(() => {
-          if (settled) return;
-          settled = true;
-          reject(new StoreTimeoutError(timeout));
-        });
-      }, timeout);
-      timer.unref();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      // The timeout counts from when the command is written: node-redis writes the commands it is
+      // given in a setImmediate (ioredis at once), which runs before this one. A busy event loop
+      // between the call and that write is not Redis's time.
+      setImmediate(() => {
+        if (settled) return;
+        // A busy event loop runs the timer late, in the same turn as the socket read that holds the
+        // reply: timers run first. setImmediate waits for this turn's I/O, so a reply that is already
+        // here wins, and only a Redis that has not answered times out. (A slow answer is not an
+        // outage.)
+        timer = setTimeout(() => {
+          setImmediate(() => {
+            if (settled) return;
+            settled = true;
+            reject(new StoreTimeoutError(timeout));
+          });
+        }, timeout);
+        timer.unref();
+      });
       promise.then(
         (value) => {
           clearTimeout(timer);
