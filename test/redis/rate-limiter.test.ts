@@ -6,9 +6,9 @@ import {
   resilient,
   type ResilienceEvent,
 } from '../../src/index.js';
-import { redisStore, type RedisStore } from '../../src/redis/index.js';
+import { redisStore, StoreTimeoutError, type RedisStore } from '../../src/redis/index.js';
 import { RESERVE } from '../../src/redis/scripts.js';
-import { connect, noRedis, RedisServer, sleep, until } from './server.js';
+import { connect, gated, noRedis, RedisServer, sleep, until } from './server.js';
 
 describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
   let server: RedisServer;
@@ -43,8 +43,15 @@ describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
 
   it('holds one limit across limiters that share a name (exact: one round trip per call)', async () => {
     const shared = name();
-    const a = resilient(async () => 'a', { rateLimiter: { name: shared, limit: 10, store } });
-    const b = resilient(async () => 'b', { rateLimiter: { name: shared, limit: 10, store } });
+    // A patient store: on a loaded machine a 200 ms command timeout would send some calls to the
+    // local fallback (its own bound, tested below); this test is about the exact shared count.
+    const patient = redisStore(client, { commandTimeout: 10_000 });
+    const a = resilient(async () => 'a', {
+      rateLimiter: { name: shared, limit: 10, store: patient },
+    });
+    const b = resilient(async () => 'b', {
+      rateLimiter: { name: shared, limit: 10, store: patient },
+    });
     const calls: Promise<unknown>[] = [];
     for (let i = 0; i < 15; i++) calls.push(a(), b());
     const { ok, limited } = await settle(calls);
@@ -157,17 +164,12 @@ describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
   it('maxWait 0: a caller never queues behind the lease request in flight (it asks for its own token)', async () => {
     // A client whose commands wait until the test lets them go: what is asked, and when, is visible.
     await client.script('LOAD', RESERVE);
-    const held: (() => void)[] = [];
-    const gated = Object.create(client) as Redis;
-    gated.evalsha = ((...args: Parameters<Redis['evalsha']>) =>
-      new Promise<void>((resolve) => held.push(resolve)).then(() =>
-        client.evalsha(...args),
-      )) as Redis['evalsha'];
+    const { client: view, held } = gated(client);
     const limiter = rateLimiter({
       name: name(),
       limit: 1_000,
       lease: 10,
-      store: redisStore(gated, { commandTimeout: 10_000 }),
+      store: redisStore(view, { commandTimeout: 10_000 }),
     });
     const fn = resilient(async () => 1, { rateLimiter: limiter });
     const calls = Array.from({ length: 20 }, () => fn());
@@ -312,52 +314,54 @@ describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
       // The fleet's burst is spent through Redis.
       const drained = await settle(Array.from({ length: 12 }, (_, i) => (i % 2 ? a : b).fn()));
       expect(drained.ok).toBe(10);
-      const other = await connect(server.port);
-      const sleeping = other.call('DEBUG', 'SLEEP', '0.3');
-      await sleep(20);
+      server.pause();
       const start = performance.now();
       const stalled = await settle(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).fn()));
       const elapsed = performance.now() - start;
-      await sleeping;
-      other.disconnect();
+      server.resume();
       // A full local bucket would admit 10 per process; an empty one admits limit × elapsed each.
       expect(stalled.ok).toBeLessThanOrEqual(2 * Math.floor((10 * elapsed) / 1_000));
       expect(stalled.ok + stalled.limited).toBe(20);
     });
 
-    it("a caller's abort is honoured while the call waits on Redis (paused: DEBUG SLEEP)", async () => {
-      const patient = redisStore(client, { commandTimeout: 5_000 });
+    it("a caller's abort is honoured while the call waits on Redis (paused: SIGSTOP)", async () => {
+      const patient = redisStore(client, { commandTimeout: 60_000 });
       const policy = resilient({ rateLimiter: { name: name(), limit: 100, store: patient } });
       await policy.execute(async () => 1); // the script is loaded
-      const other = await connect(server.port);
-      let slept = false;
-      const sleeping = other.call('DEBUG', 'SLEEP', '1').then(() => (slept = true));
-      await sleep(20);
-      const controller = new AbortController();
-      const reason = new Error('caller gave up');
-      const call = policy.execute(async () => 'ran', { signal: controller.signal });
-      setTimeout(() => controller.abort(reason), 10);
-      // Rejected with the caller's reason while Redis still sleeps (not when it answers).
-      await expect(call).rejects.toBe(reason);
-      expect(slept).toBe(false);
-      await sleeping;
-      other.disconnect();
+      server.pause();
+      try {
+        const controller = new AbortController();
+        const reason = new Error('caller gave up');
+        const call = policy.execute(async () => 'ran', { signal: controller.signal });
+        setTimeout(() => controller.abort(reason), 10);
+        // Rejected with the caller's reason while Redis is still paused (it answers nothing until
+        // resumed, and the command timeout is a minute away).
+        await expect(call).rejects.toBe(reason);
+      } finally {
+        server.resume();
+      }
     });
 
-    it('a slow Redis (DEBUG SLEEP) costs a call at most the command timeout', async () => {
+    it('a slow Redis (paused: SIGSTOP) costs a call the command timeout, not its answer', async () => {
       const limiter = rateLimiter({ name: name(), limit: 100, store });
       const fn = resilient(async () => 1, { rateLimiter: limiter });
-      const events: string[] = [];
-      fn.on((e) => events.push(e.type));
-      const other = await connect(server.port);
-      const sleeping = other.call('DEBUG', 'SLEEP', '0.5');
-      await sleep(20);
-      const start = Date.now();
-      await expect(fn()).resolves.toBe(1);
-      expect(Date.now() - start).toBeLessThan(400);
-      expect(events).toContain('storeUnavailable');
-      await sleeping;
-      other.disconnect();
+      const events: ResilienceEvent[] = [];
+      fn.on((e) => events.push(e));
+      await fn(); // the script is loaded
+      server.pause();
+      try {
+        // Redis answers nothing until resumed: the call settles on the store's 200 ms timeout (the
+        // bound has a wide margin for a loaded machine; waiting for Redis would never settle).
+        const start = performance.now();
+        await expect(fn()).resolves.toBe(1);
+        expect(performance.now() - start).toBeLessThan(2_000);
+        const unavailable = events.find((e) => e.type === 'storeUnavailable');
+        expect((unavailable as { error?: unknown } | undefined)?.error).toBeInstanceOf(
+          StoreTimeoutError,
+        );
+      } finally {
+        server.resume();
+      }
     });
   });
 });

@@ -279,7 +279,12 @@ async function connectIoredis(port: number): Promise<Redis> {
     });
     cluster.on('error', () => undefined);
     await cluster.connect();
-    return clusterAdmin(cluster);
+    // ioredis connects to a Cluster's nodes lazily, on their first command: a test's first command
+    // would pay for a connection (100+ ms on a loaded machine, past a short commandTimeout). Every
+    // master is connected before the test begins, as in a process that has been running a while.
+    const admin = clusterAdmin(cluster);
+    await until(() => admin.status === 'ready', 10_000, 'every cluster master connected');
+    return admin;
   }
   const client = new Redis({ port, host: '127.0.0.1', ...options, lazyConnect: true });
   client.on('error', () => undefined);
@@ -308,13 +313,16 @@ function clusterAdmin(cluster: Cluster): Redis {
     get(target, property, receiver) {
       if (property === 'keys') return keys;
       if (property === 'script') return script;
-      // A Cluster stays 'ready' long after its nodes died: ready here means every master's connection is.
+      // A Cluster stays 'ready' long after its nodes died (a node not connected yet, 'wait', never
+      // notices): ready here means the three masters' connections are. Reading it connects a master
+      // that waits, lazily, for a command.
       if (property === 'status') {
         const masters = target.nodes('master');
+        for (const node of masters)
+          if (node.status === 'wait') node.connect().catch(() => undefined);
         return target.status === 'ready' &&
-          masters.length > 0 &&
-          // (a node's connection waits, lazily, until a command needs it)
-          masters.every((node) => node.status === 'ready' || node.status === 'wait')
+          masters.length === 3 &&
+          masters.every((node) => node.status === 'ready')
           ? 'ready'
           : 'reconnecting';
       }
@@ -359,6 +367,27 @@ function hybrid(client: object, admin: Redis): Redis {
       return typeof value === 'function' ? value.bind(from) : value;
     },
   }) as unknown as Redis;
+}
+
+/**
+ * A view of `client` (either kind) whose script commands (EVALSHA, EVAL) wait until the test lets them
+ * go: `held` gets one release function per command, in the order they were sent.
+ */
+export function gated(client: Redis): { client: Redis; held: (() => void)[] } {
+  const held: (() => void)[] = [];
+  const gate = (): Promise<void> => new Promise<void>((resolve) => held.push(resolve));
+  const view = Object.create(client) as Redis & { sendCommand: (...args: unknown[]) => unknown };
+  if (CLIENT === 'node-redis') {
+    const send = (client as unknown as { sendCommand: (...args: unknown[]) => Promise<unknown> })
+      .sendCommand;
+    view.sendCommand = (...args: unknown[]) => gate().then(() => send(...args));
+  } else {
+    view.evalsha = ((...args: Parameters<Redis['evalsha']>) =>
+      gate().then(() => client.evalsha(...args))) as Redis['evalsha'];
+    view.eval = ((...args: Parameters<Redis['eval']>) =>
+      gate().then(() => client.eval(...args))) as Redis['eval'];
+  }
+  return { client: view, held };
 }
 
 /** Resolves when `predicate` holds, polling every 10 ms; rejects after `timeout` ms. */
