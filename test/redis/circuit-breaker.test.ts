@@ -105,16 +105,24 @@ describe.skipIf(noRedis)('circuitBreaker with a Redis store', () => {
   });
 
   it('a failed trial opens the fleet again', async () => {
-    const [a, b] = pair();
+    // Open for 1.5 s: long enough that the fleet's second open outlives the checks below on a
+    // loaded machine; the first one's end is waited for, not slept through.
+    const [a, b] = pair({ halfOpenAfter: 1_500 });
+    const key = `bulwark:cb:{${a.name!}}:open`;
     const fa = resilient(fail, { circuitBreaker: a });
     const fb = resilient(fail, { circuitBreaker: b });
     for (let i = 0; i < 4; i++) await fa().catch(() => undefined);
     await until(() => b.state === 'open', 5_000, 'fleet open');
-    await sleep(350);
+    await until(
+      async () => b.retryAfter(performance.now()) === 0 && (await client.exists(key)) === 0,
+      5_000,
+      'the open time over, in b and in Redis',
+    );
     await fb().catch(() => undefined); // b takes the trial, which fails
     await until(() => a.state === 'open' && b.state === 'open', 5_000, 'open again');
-    expect(await client.get(`bulwark:cb:{${a.name!}}:open`)).toBe('open');
     expect(isOpenError(await fa().catch((e: unknown) => e))).toBe(true);
+    // (The fleet's OPEN may land a moment after b's own state changed.)
+    await until(async () => (await client.get(key)) === 'open', 5_000, 'open in Redis');
   });
 
   it('isolate() and reset() act fleet-wide; a process that starts later reads the state', async () => {

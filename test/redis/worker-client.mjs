@@ -33,5 +33,11 @@ export async function connectWorker(port) {
     : new Redis({ port, host: '127.0.0.1', ...options });
   client.on('error', () => undefined);
   await client.connect();
+  if (cluster) {
+    // ioredis connects to a Cluster's nodes lazily, on their first command: every master is connected
+    // before the worker says it is ready, so that no first command pays for a connection.
+    while (client.nodes('master').length < 3) await new Promise((r) => setTimeout(r, 10));
+    await Promise.all(client.nodes('master').map((node) => node.ping()));
+  }
   return { client, close: () => client.disconnect() };
 }
