@@ -79,7 +79,10 @@ export class CircuitLink {
   private slow = 0;
   private timer: TimerHandle = undefined;
   private flushing = false;
+  /** Counts isolate() and reset() calls of this process, when sent and when done. */
   private manualActions = 0;
+  /** Counts the fleet's messages heard. */
+  private heard = 0;
   private readonly window: { readonly duration: number; readonly buckets: number };
   private readonly onTimer = (): void => {
     this.timer = undefined;
@@ -106,7 +109,10 @@ export class CircuitLink {
       buckets: BUCKETS,
     };
     this.shared.subscribe(
-      (state) => this.apply(state, true),
+      (state) => {
+        this.heard++;
+        this.apply(state, true);
+      },
       () => void this.resync(),
     );
     void this.resync();
@@ -229,9 +235,13 @@ export class CircuitLink {
 
   private async resync(): Promise<void> {
     const manual = this.manualActions;
+    const heard = this.heard;
     const fleet = await this.guard(() => this.shared.read());
-    // A read that started before an isolate() or reset() of this process is stale.
-    if (fleet !== undefined && manual === this.manualActions) this.apply(fleet, false);
+    // A read is stale when an isolate() or reset() of this process was sent or done while it was in
+    // flight (the read may have run first: a NOSCRIPT reload sends that command again, later), or
+    // when a message arrived meanwhile (on its own connection, it may be newer than the reply).
+    if (fleet !== undefined && manual === this.manualActions && heard === this.heard)
+      this.apply(fleet, false);
   }
 
   /** A local transition (not one applied from the fleet): tell the fleet what it must know. */
@@ -268,7 +278,9 @@ export class CircuitLink {
     this.fleetOpen = false;
     this.trialHeld = false;
     this.nextTrialAt = 0;
-    void this.guard(() => (to === 'isolated' ? this.shared.isolate() : this.shared.close()));
+    void this.guard(() => (to === 'isolated' ? this.shared.isolate() : this.shared.close())).then(
+      () => this.manualActions++,
+    );
   }
 
   /** Whether a call may ask for the fleet's trial slot now (one request at a time). */

@@ -18,7 +18,7 @@ describe.skipIf(noRedis)('redisStore', () => {
   beforeAll(async () => {
     server = await RedisServer.start();
     client = await connect(server.port);
-    store = redisStore(client, { commandTimeout: 200 });
+    store = redisStore(client, { commandTimeout: 2_000 });
   });
   afterAll(async () => {
     await store?.close();
