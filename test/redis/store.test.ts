@@ -296,9 +296,24 @@ describe.skipIf(noRedis)('redisStore', () => {
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
     expect(limiter.stats().admitted).toBe(4);
     const exact = rateLimiter({ name: 'refund-exact', limit: 100, store });
-    const gn = resilient(async () => 1, { rateLimiter: exact, bulkhead: 1 });
-    const settled = await Promise.allSettled([gn(), gn()]);
-    expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'rejected']);
+    // The first call holds the bulkhead until the second is refused (both replies may land in one turn,
+    // after the first call is over).
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const gn = resilient(
+      async () => {
+        await held;
+        return 1;
+      },
+      { rateLimiter: exact, bulkhead: 1 },
+    );
+    const first = gn();
+    const second = await gn().then(
+      () => 'fulfilled',
+      () => 'rejected',
+    );
+    release();
+    expect([await first.then(() => 'fulfilled'), second]).toEqual(['fulfilled', 'rejected']);
     // An exact token stays spent in Redis, but the call the bulkhead refused is not counted admitted.
     expect(exact.stats().admitted).toBe(1);
   });
