@@ -376,10 +376,17 @@ describe.skipIf(noRedis)('circuitBreaker with a Redis store', () => {
     expect(ttl).toBeLessThanOrEqual(5_000);
     expect(ttl).toBeGreaterThanOrEqual(5_000 - Math.ceil(elapsed) - 1);
     // In every process: exactly the fleet's duration on its own clock.
-    expect(a.retryAfter(clockA.now())).toBe(5_000);
-    // (b may learn it from a read of the open key's PTTL rather than the message, under load.)
-    expect(b.retryAfter(clockB.now())).toBeLessThanOrEqual(5_000);
-    expect(b.retryAfter(clockB.now())).toBeGreaterThanOrEqual(5_000 - Math.ceil(elapsed) - 1);
+    // (Either may learn it from a read of the open key's PTTL rather than from its own open or the
+    // message: a few ms less, the real time that passed meanwhile.)
+    for (const [breaker, clock] of [
+      [a, clockA],
+      [b, clockB],
+    ] as const) {
+      expect(breaker.retryAfter(clock.now())).toBeLessThanOrEqual(5_000);
+      expect(breaker.retryAfter(clock.now())).toBeGreaterThanOrEqual(
+        5_000 - Math.ceil(elapsed) - 1,
+      );
+    }
     let runs = 0;
     const trial = async (): Promise<string> => {
       runs++;
