@@ -47,7 +47,7 @@ export interface ResilientSyncFunction<This, A extends unknown[], T> extends Obs
   (this: This, ...args: A): T;
 }
 
-const WAITING_OPTIONS = ['timeout', 'bulkhead', 'signal'] as const;
+const WAITING_OPTIONS = ['timeout', 'bulkhead', 'signal', 'hedge'] as const;
 
 /**
  * Makes a synchronous function resilient with the stages that never wait: retry without delay, circuit

@@ -220,6 +220,7 @@ describe('resilientSync', () => {
     ['timeout', { timeout: 100 }],
     ['bulkhead', { bulkhead: 2 }],
     ['signal', { signal: new AbortController().signal }],
+    ['hedge', { hedge: { delay: 10 } }],
     ['retry.backoff', { retry: { backoff: () => 10 } }],
     ['rateLimiter.maxWait', { rateLimiter: { limit: 1, maxWait: 100 } }],
     ['rateLimiter.maxWait', { rateLimiter: rateLimiter({ limit: 1, maxWait: 100 }) }],
