@@ -5,28 +5,17 @@
 // A call made while this process's breaker is half-open is a trial: it is logged in one Redis list
 // (`<name>:trials`), and fails until `trialsToFail` trials have run fleet-wide.
 // argv: port, JSON options { name, id, halfOpenAfter, breaker, trialsToFail }.
-import { Redis } from 'ioredis';
 import { circuitBreaker, isResilienceError, resilient } from '../../dist/index.js';
 import { redisStore } from '../../dist/redis/index.js';
+import { connectIoredis, connectWorker } from './worker-client.mjs';
 
 const [port, json] = process.argv.slice(2);
 const options = JSON.parse(json);
-const connect = async () => {
-  const client = new Redis({
-    port: Number(port),
-    host: '127.0.0.1',
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    retryStrategy: () => 50,
-    lazyConnect: true,
-  });
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-};
-const client = await connect();
-const control = await connect();
-const counters = await connect();
+// The store's client is of the run's kind (ioredis, node-redis or Cluster: see worker-client.mjs); the
+// control channel and the counters are plain ioredis connections.
+const { client, close } = await connectWorker(Number(port));
+const control = await connectIoredis(Number(port));
+const counters = await connectIoredis(Number(port));
 // A slow answer on a busy 2-core machine is not an outage: this test is about the fleet's logic, not
 // the (documented) local fallback while Redis is unreachable.
 const store = redisStore(client, { commandTimeout: 1_000 });
@@ -102,6 +91,6 @@ process.stdout.write(
   `${JSON.stringify({ id, calls, successes, rejections, firstOpenAt, firstRejectAt, storeUnavailable })}\n`,
 );
 await store.close();
-client.disconnect();
+close();
 control.disconnect();
 counters.disconnect();

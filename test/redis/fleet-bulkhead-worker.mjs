@@ -4,28 +4,17 @@
 // A `worker` makes `calls` calls, 8 at a time, each running 20-40 ms, and reports when each ran. A
 // `victim` starts `hold` calls that never end (it is killed with SIGKILL while they run).
 // argv: port, JSON options { name, id, role, maxConcurrent, slotLease, calls, hold }.
-import { Redis } from 'ioredis';
 import { bulkhead, resilient } from '../../dist/index.js';
 import { redisStore } from '../../dist/redis/index.js';
+import { connectIoredis, connectWorker } from './worker-client.mjs';
 
 const [port, json] = process.argv.slice(2);
 const options = JSON.parse(json);
-const connect = async () => {
-  const client = new Redis({
-    port: Number(port),
-    host: '127.0.0.1',
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    retryStrategy: () => 50,
-    lazyConnect: true,
-  });
-  client.on('error', () => undefined);
-  await client.connect();
-  return client;
-};
-const client = await connect();
-const control = await connect();
-const counters = await connect();
+// The store's client is of the run's kind (ioredis, node-redis or Cluster: see worker-client.mjs); the
+// control channel and the counters are plain ioredis connections.
+const { client, close } = await connectWorker(Number(port));
+const control = await connectIoredis(Number(port));
+const counters = await connectIoredis(Number(port));
 // A slow answer on a busy 2-core machine is not an outage: this test is about the fleet's slots.
 const store = redisStore(client, { commandTimeout: 1_000 });
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -84,6 +73,6 @@ const loop = async () => {
 await Promise.all(Array.from({ length: 8 }, loop));
 process.stdout.write(`${JSON.stringify({ runs, rejected, storeUnavailable })}\n`);
 await store.close();
-client.disconnect();
+close();
 control.disconnect();
 counters.disconnect();

@@ -4,6 +4,24 @@
 import { Cluster, Redis } from 'ioredis';
 import { createClient, createCluster } from 'redis';
 
+const IOREDIS_OPTIONS = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  retryStrategy: () => 50,
+  lazyConnect: true,
+};
+
+/**
+ * A plain ioredis connection to the server on `port`, whatever the run's client: for a worker's control
+ * channel and counters, which are the test's plumbing, not what the test is about.
+ */
+export async function connectIoredis(port) {
+  const client = new Redis({ port, host: '127.0.0.1', ...IOREDIS_OPTIONS });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
 /** Resolves with `{ client, close }` connected to the server (or cluster node) on `port`. */
 export async function connectWorker(port) {
   const cluster = process.env.BULWARK_REDIS_CLUSTER === '1';
@@ -17,12 +35,7 @@ export async function connectWorker(port) {
     await client.connect();
     return { client, close: () => client.destroy() };
   }
-  const options = {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    retryStrategy: () => 50,
-    lazyConnect: true,
-  };
+  const options = IOREDIS_OPTIONS;
   const client = cluster
     ? new Cluster([{ host: '127.0.0.1', port }], {
         redisOptions: options,
