@@ -134,6 +134,11 @@ export const CATEGORIES = [
       'OpenTelemetry on: all but timeout, instrument() with the SDK (see the rows above for off)',
   },
   {
+    id: 'partitioned',
+    title:
+      'Partitioned by tenant: breaker, limiter and bulkhead, without and with `partition` (an existing partition, a key the caller holds)',
+  },
+  {
     id: 'rejectCircuitOpen',
     title: 'Rejection: open circuit',
     what: 'A rejection by an open circuit',
@@ -190,6 +195,7 @@ function bulwarkCase(id, category, label, options, extra = {}) {
         let key = 0;
         return { call: () => wrapped(key++) };
       }
+      if (extra.arg !== undefined) return { call: () => wrapped(extra.arg) };
       if (extra.hit) await wrapped(1);
       return { call: extra.hit ? () => wrapped(1) : wrapped };
     },
@@ -664,6 +670,33 @@ export const CASES = [
     'otel-traces',
     'all but timeout + instrument({ meter, tracer }): a span per call',
     true,
+  ),
+
+  // Partitioned stages: the same three stages, one state for all calls and one per tenant
+  bulwarkCase(
+    'threeStages',
+    'partitioned',
+    'circuitBreaker, rateLimiter, bulkhead (one state)',
+    () => ({
+      circuitBreaker: {},
+      rateLimiter: { limit: HUGE_LIMIT, interval: 1_000 },
+      bulkhead: WIDE,
+    }),
+    { arg: 'tenant-42' },
+  ),
+  bulwarkCase(
+    'threePartitioned',
+    'partitioned',
+    'the same, each with partition: { by: (tenant) => tenant }',
+    () => {
+      const partition = { by: (tenant) => tenant };
+      return {
+        circuitBreaker: { partition },
+        rateLimiter: { limit: HUGE_LIMIT, interval: 1_000, partition },
+        bulkhead: { maxConcurrent: WIDE, partition },
+      };
+    },
+    { arg: 'tenant-42' },
   ),
 
   // Rejections

@@ -61,22 +61,31 @@ export type ResilienceEvent =
     }
   | { readonly type: 'timedOut'; readonly timeout: number; readonly scope: 'attempt' | 'total' }
   | { readonly type: 'fallbackUsed'; readonly error: unknown }
-  | { readonly type: 'callRejected'; readonly reason: RejectionReason; readonly retryAfter: number }
+  | {
+      readonly type: 'callRejected';
+      readonly reason: RejectionReason;
+      readonly retryAfter: number;
+      /** The partition key of the stage that refused, when it is partitioned. */
+      readonly partition?: string;
+    }
   | {
       readonly type: 'circuitOpened';
       readonly failureRate: number;
       readonly slowCallRate: number;
       readonly consecutiveFailures: number;
       readonly retryAfter: number;
+      /** The partition key, when the breaker is partitioned. */
+      readonly partition?: string;
     }
-  | { readonly type: 'circuitHalfOpened' }
-  | { readonly type: 'circuitClosed' }
-  | { readonly type: 'circuitIsolated' }
+  | { readonly type: 'circuitHalfOpened'; readonly partition?: string }
+  | { readonly type: 'circuitClosed'; readonly partition?: string }
+  | { readonly type: 'circuitIsolated'; readonly partition?: string }
   | { readonly type: 'circuitStateRestored'; readonly state: CircuitState }
-  | { readonly type: 'rateLimitWaited'; readonly wait: number }
-  | { readonly type: 'bulkheadQueued'; readonly queued: number }
+  | { readonly type: 'rateLimitWaited'; readonly wait: number; readonly partition?: string }
+  | { readonly type: 'bulkheadQueued'; readonly queued: number; readonly partition?: string }
   | {
       readonly type: 'concurrencyLimitChanged';
+      readonly partition?: string;
       readonly limit: number;
       readonly previous: number;
       /** The no-load latency in ms measured by the last probe (NaN before the first). */
@@ -112,6 +121,14 @@ export type ResilienceEvent =
 
 /** The `type` of each {@link ResilienceEvent}. */
 export type ResilienceEventType = ResilienceEvent['type'];
+
+/**
+ * `event`, with the partition key added when there is one (built only when someone listens).
+ * @internal
+ */
+export function keyed<E extends ResilienceEvent>(event: E, partition: string | undefined): E {
+  return partition === undefined ? event : { ...event, partition };
+}
 
 /** A listener of {@link ResilienceEvent}s. A listener that throws never changes a call's result. */
 export type Listener = (event: ResilienceEvent) => void;

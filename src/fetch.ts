@@ -7,6 +7,7 @@ import { OPTION_KEYS, type ResilientOptions } from './options.js';
 import { CircuitBreaker } from './policies/circuit-breaker.js';
 import type { RetryOptions } from './policies/retry.js';
 import {
+  executeRouted,
   resilient,
   type Observable,
   type PipelineDescription,
@@ -21,7 +22,7 @@ export type FetchFunction = (input: FetchInput, init?: RequestInit) => Promise<R
 
 /** Options of {@link resilientFetch}: every option of `resilient()` but `cache`, plus the fetch ones. */
 export interface ResilientFetchOptions extends Omit<
-  ResilientOptions,
+  ResilientOptions<[input: FetchInput, init?: RequestInit]>,
   'cache' | 'fallback' | 'retry'
 > {
   /**
@@ -157,6 +158,14 @@ function isOneShotBody(body: unknown): boolean {
   );
 }
 
+/** The origin of a request (`https://api.example.com:8443`): the default breaker partition. */
+export function originOf(input: FetchInput): string {
+  const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+  return new URL(url).origin;
+}
+
+const BY_ORIGIN = Object.freeze({ by: originOf });
+
 function releaseBody(response: Response): void {
   if (response.body === null || response.bodyUsed || response.body.locked) return;
   response.body.cancel().catch(() => undefined);
@@ -248,10 +257,11 @@ export function resilientFetch(options: ResilientFetchOptions = {}): ResilientFe
 
   const core: Record<string, unknown> = { ...o, retry: retryOption };
   // The same cap on the breaker's hint, unless the options set their own (a shared breaker keeps its).
+  // A circuit per origin unless told otherwise: one dead host must not open the circuit for the others.
   const breaker = o.circuitBreaker;
-  if (breaker === true) core.circuitBreaker = { maxRetryAfter };
+  if (breaker === true) core.circuitBreaker = { maxRetryAfter, partition: BY_ORIGIN };
   else if (typeof breaker === 'object' && breaker !== null && !(breaker instanceof CircuitBreaker))
-    core.circuitBreaker = { maxRetryAfter, ...breaker };
+    core.circuitBreaker = { maxRetryAfter, partition: BY_ORIGIN, ...breaker };
   for (const key of ['retryOnStatus', 'methods', 'maxRetryAfter', 'throwOnStatus', 'fetch'])
     delete core[key];
   if (userFallback !== undefined) {
@@ -351,15 +361,12 @@ export function resilientFetch(options: ResilientFetchOptions = {}): ResilientFe
     // Never hedged: a second send in parallel is a second send.
     if (!repeatable) doNotHedge(task);
 
-    return p
-      .execute<Promise<Response>>(
-        task,
-        callerSignal === undefined ? undefined : { signal: callerSignal },
-      )
-      .then(undefined, (error: unknown) => {
-        if (error instanceof ResponseStatusError && throwOnStatus !== true) return error.response;
-        throw error;
-      });
+    // Partitioned stages are keyed on `by(input, init)`: the request, not the task.
+    const result = executeRouted(p, task, callerSignal, input, init) as Promise<Response>;
+    return result.then(undefined, (error: unknown) => {
+      if (error instanceof ResponseStatusError && throwOnStatus !== true) return error.response;
+      throw error;
+    });
   };
 
   Object.defineProperties(call, {

@@ -10,6 +10,12 @@ import {
   type FallbackOption,
   type ResolvedFallback,
 } from './policies/fallback.js';
+import {
+  Partitions,
+  resolvePartition,
+  type Partitionable,
+  type PartitionOptions,
+} from './policies/partition.js';
 import { RateLimiter, type RateLimiterOptions } from './policies/rate-limiter.js';
 import { resolveRetry, type ResolvedRetry, type RetryOptions } from './policies/retry.js';
 import { resolveTimeout, type ResolvedTimeout, type TimeoutOptions } from './policies/timeout.js';
@@ -33,17 +39,20 @@ export interface ResilientOptions<A extends readonly unknown[] = unknown[], F = 
   /** A value or `(error, ...args) => value` used when everything else failed. The default value is none. */
   fallback?: FallbackOption<A, F> | undefined;
   /**
-   * `true` for the defaults, options, or a shared breaker made by `circuitBreaker()`.
-   * The default value is none.
+   * `true` for the defaults, options, or a shared breaker made by `circuitBreaker()`. Options may hold
+   * a `partition` (a circuit per key). The default value is none.
    */
-  circuitBreaker?: boolean | CircuitBreakerOptions | CircuitBreaker;
-  /** Options, or a shared limiter made by `rateLimiter()`. The default value is none. */
-  rateLimiter?: RateLimiterOptions | RateLimiter;
+  circuitBreaker?: boolean | (CircuitBreakerOptions & Partitioned<A>) | CircuitBreaker;
+  /**
+   * Options, or a shared limiter made by `rateLimiter()`. Options may hold a `partition` (a limit per
+   * key). The default value is none.
+   */
+  rateLimiter?: (RateLimiterOptions & Partitioned<A>) | RateLimiter;
   /**
    * `true` for the defaults, `maxConcurrent`, options, or a shared bulkhead made by `bulkhead()`.
-   * The default value is none.
+   * Options may hold a `partition` (a bulkhead per key). The default value is none.
    */
-  bulkhead?: boolean | number | BulkheadOptions | Bulkhead;
+  bulkhead?: boolean | number | (BulkheadOptions & Partitioned<A>) | Bulkhead;
   /** `true`, options, or a shared cache made by `cache()`. The default value is none. */
   cache?: boolean | CacheOptions<A> | Cache;
   /**
@@ -68,6 +77,16 @@ export interface ResilientOptions<A extends readonly unknown[] = unknown[], F = 
   stackTraces?: boolean;
   /** A name shown by `describe()`. The default value is none. */
   name?: string;
+}
+
+/** The `partition` option of a stateful stage given as options. */
+export interface Partitioned<A extends readonly unknown[] = unknown[]> {
+  /**
+   * Separate state per key: `by(...args)` (called with the call's `this` and arguments) names the
+   * partition of each call; at most `maxPartitions` are kept (least recently used evicted first), never
+   * one that is not at rest. `false` is none. The default value is none (one state for every call).
+   */
+  partition?: PartitionOptions<A> | false;
 }
 
 /** The fallback option as accepted for a function with parameters `A`. */
@@ -100,6 +119,13 @@ export interface ResolvedOptions {
   readonly breaker: CircuitBreaker | undefined;
   readonly limiter: RateLimiter | undefined;
   readonly bulkhead: Bulkhead | undefined;
+  /**
+   * The partitions of a partitioned stage; the stage's own instance above is then only its template
+   * (its settings and its events), never used for a call.
+   */
+  readonly breakerPartitions: Partitions<CircuitBreaker> | undefined;
+  readonly limiterPartitions: Partitions<RateLimiter> | undefined;
+  readonly bulkheadPartitions: Partitions<Bulkhead> | undefined;
   /** A shared cache, or a factory giving each wrapped function its own. */
   readonly cache: Cache | (() => Cache) | undefined;
   readonly chaos: ResolvedChaos | undefined;
@@ -122,27 +148,50 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   const fallback = resolveFallback(o.fallback);
   const chaos = problems.guard('chaos', () => resolveChaos(o.chaos, problems), undefined);
 
+  const breakerPart = partitionOf(problems, 'circuitBreaker', o.circuitBreaker, CircuitBreaker);
   const breaker = stage(
     problems,
     'circuitBreaker',
-    o.circuitBreaker,
+    breakerPart.rest,
     CircuitBreaker,
     (v) => new CircuitBreaker(v === true ? {} : (v as CircuitBreakerOptions), 'circuitBreaker'),
   );
+  const limiterPart = partitionOf(problems, 'rateLimiter', o.rateLimiter, RateLimiter);
   const limiter = stage(
     problems,
     'rateLimiter',
-    o.rateLimiter,
+    limiterPart.rest,
     RateLimiter,
     (v) => new RateLimiter(v as RateLimiterOptions, 'rateLimiter'),
   );
+  const bulkheadPart = partitionOf(problems, 'bulkhead', o.bulkhead, Bulkhead);
   const bulkhead = stage(
     problems,
     'bulkhead',
-    o.bulkhead,
+    bulkheadPart.rest,
     Bulkhead,
     (v) => new Bulkhead(v === true ? {} : (v as number | BulkheadOptions), 'bulkhead'),
   );
+  const breakerPartitions = partitions(problems, 'circuitBreaker', breakerPart, breaker, (key) => {
+    const made = new CircuitBreaker(breakerPart.rest as CircuitBreakerOptions, 'circuitBreaker');
+    made.adoptClock(breaker!.clock!);
+    made.events = breaker!.events;
+    made.partition = key;
+    return made;
+  });
+  const limiterPartitions = partitions(problems, 'rateLimiter', limiterPart, limiter, (key) => {
+    const made = new RateLimiter(limiterPart.rest as RateLimiterOptions, 'rateLimiter');
+    made.adoptClock(limiter!.clock!);
+    made.events = limiter!.events;
+    made.partition = key;
+    return made;
+  });
+  const bulkheadPartitions = partitions(problems, 'bulkhead', bulkheadPart, bulkhead, (key) => {
+    const made = new Bulkhead(bulkheadPart.rest as BulkheadOptions, 'bulkhead');
+    made.events = bulkhead!.events;
+    made.partition = key;
+    return made;
+  });
   let cache: Cache | (() => Cache) | undefined;
   const first = stage(
     problems,
@@ -191,6 +240,9 @@ export function resolveOptions(options: unknown): ResolvedOptions {
   const resolvedClock = clock ?? systemClock;
   breaker?.adoptClock(resolvedClock);
   limiter?.adoptClock(resolvedClock);
+  breakerPartitions?.adoptClock(resolvedClock);
+  limiterPartitions?.adoptClock(resolvedClock);
+  bulkheadPartitions?.adoptClock(resolvedClock);
   if (cache instanceof Cache) cache.adoptClock(resolvedClock);
   retry?.budget?.adoptClock(resolvedClock);
   return {
@@ -202,6 +254,9 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     breaker,
     limiter,
     bulkhead,
+    breakerPartitions,
+    limiterPartitions,
+    bulkheadPartitions,
     cache,
     chaos,
     signal,
@@ -210,6 +265,56 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     random,
     stackTraces: stackTraces !== false,
   };
+}
+
+/** A stage's options split into its `partition` (resolved) and the rest. */
+interface PartitionPart {
+  readonly rest: unknown;
+  readonly partition: ReturnType<typeof resolvePartition>;
+}
+
+/** Takes `partition` out of a stage given as options (a shared instance has none). */
+function partitionOf(
+  problems: Problems,
+  path: string,
+  value: unknown,
+  type: abstract new (...args: never[]) => unknown,
+): PartitionPart {
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    Array.isArray(value) ||
+    problems.guard(path, () => value instanceof type, true)
+  )
+    return { rest: value, partition: undefined };
+  return problems.guard<PartitionPart>(
+    path,
+    () => {
+      if (!('partition' in value)) return { rest: value, partition: undefined };
+      const { partition, ...rest } = value as { partition?: unknown };
+      return { rest, partition: resolvePartition(partition, `${path}.partition`, problems) };
+    },
+    { rest: undefined, partition: undefined },
+  );
+}
+
+/** The partitions of a stage, once its template validated. */
+function partitions<T extends Partitionable>(
+  problems: Problems,
+  path: string,
+  part: PartitionPart,
+  template: { readonly name?: string | undefined; readonly shared?: unknown } | undefined,
+  make: (key: string) => T,
+): Partitions<T> | undefined {
+  if (part.partition === undefined || template === undefined) return undefined;
+  const rest = part.rest as Record<string, unknown>;
+  if (rest.store !== undefined)
+    problems.raw(`\`${path}.partition\` with a \`store\` is not supported yet`);
+  if (rest.initialState !== undefined)
+    problems.raw(
+      `\`${path}.initialState\` restores one circuit; a partitioned breaker (\`${path}.partition\`) has one per key`,
+    );
+  return new Partitions(part.partition, path, make);
 }
 
 /**

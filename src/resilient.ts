@@ -11,6 +11,7 @@ import { describeRetry } from './policies/retry.js';
 import type { Bulkhead } from './policies/bulkhead.js';
 import type { Cache } from './policies/cache.js';
 import type { CircuitBreaker } from './policies/circuit-breaker.js';
+import type { PartitionStats } from './policies/partition.js';
 import type { RateLimiter } from './policies/rate-limiter.js';
 
 /** What `describe()` returns: the resolved pipeline, outermost stage first, defaults filled in. */
@@ -30,13 +31,22 @@ export interface PipelineDescription {
   readonly stackTraces: boolean;
 }
 
-/** What `stats()` returns: the state of every stateful stage that is configured. */
+/**
+ * What `stats()` returns: the state of every stateful stage that is configured. A partitioned stage is
+ * under `partitions` instead (one state per key).
+ */
 export interface PipelineStats {
   readonly circuitBreaker?: ReturnType<CircuitBreaker['stats']>;
   readonly rateLimiter?: ReturnType<RateLimiter['stats']>;
   readonly bulkhead?: ReturnType<Bulkhead['stats']>;
   readonly cache?: ReturnType<Cache['stats']>;
   readonly retryBudget?: { calls: number; retries: number; allowed: number };
+  /** The partitioned stages: counts, and each live partition's state by key. */
+  readonly partitions?: {
+    readonly circuitBreaker?: PartitionStats<ReturnType<CircuitBreaker['stats']>>;
+    readonly rateLimiter?: PartitionStats<ReturnType<RateLimiter['stats']>>;
+    readonly bulkhead?: PartitionStats<ReturnType<Bulkhead['stats']>>;
+  };
 }
 
 /** Methods shared by wrapped functions and policies. */
@@ -135,6 +145,29 @@ export function resilient(
   return makePolicy(resolveOptions(fnOrOptions));
 }
 
+type RoutedExecutor = (
+  task: (context: AttemptContext) => unknown,
+  signal: AbortSignal | undefined,
+  input: unknown,
+  init: unknown,
+) => Promise<unknown>;
+
+const routedExecutors = new WeakMap<object, RoutedExecutor>();
+
+/**
+ * @internal `policy.execute(task)` whose partition keys come from `by(input, init)` (resilientFetch:
+ * its request); the task itself is called as usual.
+ */
+export function executeRouted(
+  policy: object,
+  task: (context: AttemptContext) => unknown,
+  signal: AbortSignal | undefined,
+  input: unknown,
+  init: unknown,
+): Promise<unknown> {
+  return routedExecutors.get(policy)!(task, signal, input, init);
+}
+
 function makePolicy(resolved: ResolvedOptions): Policy<unknown> {
   const events = new Emitter();
   let executor: Pipeline | undefined;
@@ -175,6 +208,15 @@ function makePolicy(resolved: ResolvedOptions): Policy<unknown> {
     executor ??= new Pipeline(undefined, resolved, events);
     return executor.execute(task, signal);
   };
+  routedExecutors.set(policy, (task, signal, input, init) => {
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      return Promise.reject(
+        new TypeError('Expected `execute(task, { signal })` to get an AbortSignal'),
+      );
+    }
+    executor ??= new Pipeline(undefined, resolved, events);
+    return executor.executeRouted(task, signal, input, init);
+  });
   Object.defineProperties(policy, {
     // The policy's own name (OpenTelemetry's `bulwark.name` falls back to it), not a variable's.
     name: { value: resolved.name ?? 'policy', configurable: true },
@@ -319,9 +361,15 @@ export function describePipeline(
     total === Infinity ? off('deadline') : on({ stage: 'deadline', total }),
     retry,
     resolved.hedge ? on(describeHedge(resolved.hedge)) : off('hedge'),
-    resolved.breaker ? on(resolved.breaker.describe()) : off('circuitBreaker'),
-    resolved.limiter ? on(resolved.limiter.describe()) : off('rateLimiter'),
-    resolved.bulkhead ? on(resolved.bulkhead.describe()) : off('bulkhead'),
+    resolved.breaker
+      ? on(withPartition(resolved.breaker.describe(), resolved.breakerPartitions))
+      : off('circuitBreaker'),
+    resolved.limiter
+      ? on(withPartition(resolved.limiter.describe(), resolved.limiterPartitions))
+      : off('rateLimiter'),
+    resolved.bulkhead
+      ? on(withPartition(resolved.bulkhead.describe(), resolved.bulkheadPartitions))
+      : off('bulkhead'),
     attempt === Infinity
       ? off('timeout')
       : on(
@@ -342,14 +390,32 @@ export function describePipeline(
   };
 }
 
+/** A stage's description, with its partitioning when it is partitioned. */
+function withPartition(
+  description: Record<string, unknown>,
+  partitions: { describe(): Record<string, unknown> } | undefined,
+): Record<string, unknown> {
+  return partitions === undefined
+    ? description
+    : { ...description, partition: partitions.describe() };
+}
+
 /** @internal */
 export function statsOf(resolved: ResolvedOptions, ownCache: Cache | undefined): PipelineStats {
   const result: {
     -readonly [K in keyof PipelineStats]: PipelineStats[K];
   } = {};
-  if (resolved.breaker) result.circuitBreaker = resolved.breaker.stats();
-  if (resolved.limiter) result.rateLimiter = resolved.limiter.stats();
-  if (resolved.bulkhead) result.bulkhead = resolved.bulkhead.stats();
+  const { breakerPartitions, limiterPartitions, bulkheadPartitions } = resolved;
+  if (resolved.breaker && !breakerPartitions) result.circuitBreaker = resolved.breaker.stats();
+  if (resolved.limiter && !limiterPartitions) result.rateLimiter = resolved.limiter.stats();
+  if (resolved.bulkhead && !bulkheadPartitions) result.bulkhead = resolved.bulkhead.stats();
+  if (breakerPartitions || limiterPartitions || bulkheadPartitions) {
+    result.partitions = {
+      ...(breakerPartitions && { circuitBreaker: breakerPartitions.stats((b) => b.stats()) }),
+      ...(limiterPartitions && { rateLimiter: limiterPartitions.stats((l) => l.stats()) }),
+      ...(bulkheadPartitions && { bulkhead: bulkheadPartitions.stats((b) => b.stats()) }),
+    };
+  }
   const cache = ownCache ?? (typeof resolved.cache === 'object' ? resolved.cache : undefined);
   if (cache) result.cache = cache.stats();
   if (resolved.retry?.budget) result.retryBudget = resolved.retry.budget.stats();

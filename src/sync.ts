@@ -11,6 +11,7 @@ import {
 } from './policies/cache.js';
 import type { CircuitBreaker, CircuitBreakerOptions } from './policies/circuit-breaker.js';
 import type { FallbackOption } from './policies/fallback.js';
+import { takeRouteError, type PartitionOptions } from './policies/partition.js';
 import type { RateLimiter, RateLimiterOptions } from './policies/rate-limiter.js';
 import type { RetryOptions } from './policies/retry.js';
 import { describePipeline, statsOf, subscribe, type Observable } from './resilient.js';
@@ -26,10 +27,20 @@ export interface ResilientSyncOptions<A extends readonly unknown[] = unknown[], 
   retry?: boolean | Omit<RetryOptions, 'backoff'>;
   /** A value or `(error, ...args) => value`. The default value is none. */
   fallback?: FallbackOption<A, F> | undefined;
-  /** `true` for the defaults, options, or a shared breaker. The default value is none. */
-  circuitBreaker?: boolean | CircuitBreakerOptions | CircuitBreaker;
-  /** Options (rejects without waiting), or a shared limiter. The default value is none. */
-  rateLimiter?: (RateLimiterOptions & { maxWait?: 0 }) | RateLimiter;
+  /**
+   * `true` for the defaults, options (with a `partition`, a circuit per key), or a shared breaker.
+   * The default value is none.
+   */
+  circuitBreaker?:
+    | boolean
+    | (CircuitBreakerOptions & { partition?: PartitionOptions<A> | false })
+    | CircuitBreaker;
+  /**
+   * Options (rejects without waiting; with a `partition`, a limit per key), or a shared limiter. The
+   * default value is none.
+   */
+  rateLimiter?:
+    (RateLimiterOptions & { maxWait?: 0; partition?: PartitionOptions<A> | false }) | RateLimiter;
   /** `true`, options, or a shared cache. The default value is none. */
   cache?: boolean | CacheOptions<A> | Cache;
   /** The time source. The default value is `systemClock`. */
@@ -182,6 +193,7 @@ class SyncPipeline extends Stages {
     super(options, parent);
     const breaker = this.breaker;
     this.needsClock =
+      this.partitionsTimed ||
       (breaker !== undefined &&
         (breaker.windowType === 'time' || breaker.slowCallDuration !== Infinity)) ||
       this.limiter !== undefined ||
@@ -286,11 +298,23 @@ class SyncPipeline extends Stages {
     a3: unknown,
     rest: unknown[] | undefined,
   ): unknown {
-    const breaker = this.breaker;
-    const limiter = this.limiter;
+    let breaker = this.breaker;
+    let limiter = this.limiter;
+    let breakerKey: string | undefined;
+    let limiterKey: string | undefined;
+    if (this.partitioned) {
+      breakerKey = this.breakers?.keyOf(thisArg, argc, a0, a1, a2, a3, rest);
+      if (this.breakers !== undefined && breakerKey === undefined) throw takeRouteError();
+      limiterKey = this.limiters?.keyOf(thisArg, argc, a0, a1, a2, a3, rest);
+      if (this.limiters !== undefined && limiterKey === undefined) throw takeRouteError();
+    }
     const budget = this.retry?.budget;
     for (let attempt = 1; ; attempt++) {
       let now = this.needsClock ? this.clock.now() : 0;
+      // Looked up on each attempt: a partition is one Map lookup, and the same one for every attempt
+      // unless it was evicted at rest meanwhile.
+      if (breakerKey !== undefined) breaker = this.breakers!.get(breakerKey, now);
+      if (limiterKey !== undefined) limiter = this.limiters!.get(limiterKey, now);
       if (attempt === 1) budget?.recordCall(now);
       let failed = false;
       let value: unknown;
@@ -304,12 +328,12 @@ class SyncPipeline extends Stages {
       }
       if (permit < 0) {
         failed = true;
-        value = this.rejection('circuitOpen', breaker!.retryAfter(now));
+        value = this.rejection('circuitOpen', breaker!.retryAfter(now), breaker!.partition);
       } else if (limiter !== undefined && !limiter.tryAcquire(now)) {
         breaker?.release(permit);
         limiter.countRejection();
         failed = true;
-        value = this.rejection('rateLimited', limiter.retryAfter(now));
+        value = this.rejection('rateLimited', limiter.retryAfter(now), limiter.partition);
       } else {
         try {
           value = callWith(this.fn, thisArg, argc, a0, a1, a2, a3, rest);

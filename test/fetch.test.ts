@@ -8,6 +8,8 @@ import {
   resilientFetch,
   ResponseStatusError,
   TimeoutError,
+  type FetchInput,
+  type PipelineStats,
   type ResilienceEvent,
   type ResilientFetch,
 } from '../src/index.js';
@@ -229,7 +231,7 @@ describe('resilientFetch: network errors', () => {
     });
     await expect(http('not a url')).rejects.toThrow(TypeError);
     expect(calls).toBe(1);
-    expect(http.stats().circuitBreaker?.state).toBe('closed');
+    expect(http.stats().partitions?.circuitBreaker?.count).toBe(0); // not even a partition made
   });
 });
 
@@ -362,7 +364,7 @@ describe('resilientFetch: a request is never sent twice unless it may be', () =>
       expect(await response.text()).toBe('busy');
       expect(server.received.map((r) => r.body)).toEqual(['part 1, part 2']);
       // One failure (the 503), not a second one for a body that could not be sent again.
-      expect(http.stats().circuitBreaker).toMatchObject({ state: 'closed', failures: 1 });
+      expect(onlyCircuit(http)).toMatchObject({ state: 'closed', failures: 1 });
     },
   );
 
@@ -446,7 +448,7 @@ describe('resilientFetch: Retry-After', () => {
         remaining: 60_000,
       });
       expect(events.find((e) => e.type === 'circuitOpened')).toMatchObject({ retryAfter: 60_000 });
-      expect(http.stats().circuitBreaker).toMatchObject({ state: 'open', retryAfter: 60_000 });
+      expect(onlyCircuit(http)).toMatchObject({ state: 'open', retryAfter: 60_000 });
       expect(http.describe().stages.find((s) => s.stage === 'retry')?.maxRetryAfter).toBe(60_000);
     },
   );
@@ -466,7 +468,7 @@ describe('resilientFetch: Retry-After', () => {
     });
     expect((await http(server.url)).status).toBe(503);
     expect(server.received).toHaveLength(1); // 20 s > 10 s: not waited for
-    expect(http.stats().circuitBreaker).toMatchObject({ state: 'open', retryAfter: 10_000 });
+    expect(onlyCircuit(http)).toMatchObject({ state: 'open', retryAfter: 10_000 });
     const own = resilientFetch({
       maxRetryAfter: 10_000,
       retry: { maxAttempts: 2, maxRetryAfter: 30_000 },
@@ -616,7 +618,7 @@ describe('resilientFetch: circuit breaker and fallback', () => {
     server.answer({ status: 404 }, { status: 400 }, { status: 422 });
     const http = resilientFetch({ retry: false, circuitBreaker: { consecutiveFailures: 2 } });
     for (let i = 0; i < 3; i++) await http(server.url);
-    expect(http.stats().circuitBreaker).toMatchObject({ state: 'closed', failures: 0, calls: 3 });
+    expect(onlyCircuit(http)).toMatchObject({ state: 'closed', failures: 0, calls: 3 });
   });
 
   it('hands a retryable-status response left at the end to the fallback, releasing its body', async () => {
@@ -643,6 +645,68 @@ describe('resilientFetch: circuit breaker and fallback', () => {
       fallback: (error) => (error as ResponseStatusError).response,
     });
     expect(await (await http(server.url)).text()).toBe('kept');
+  });
+});
+
+describe('resilientFetch: a circuit per origin', () => {
+  /** A fetch where every host whose name starts with `dead` refuses connections. */
+  const hosts = (input: FetchInput): Promise<Response> => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    return url.hostname.startsWith('dead')
+      ? Promise.reject(new TypeError('fetch failed'))
+      : Promise.resolve(new Response(url.origin));
+  };
+
+  it('one dead host opens its own circuit, not the others’ (by origin: scheme, host and port)', async () => {
+    const http = resilientFetch({
+      retry: false,
+      circuitBreaker: { consecutiveFailures: 2 },
+      fetch: hosts,
+    });
+    const events: ResilienceEvent[] = [];
+    http.on((e) => events.push(e));
+    await expect(http('http://dead.example/a')).rejects.toThrow('fetch failed');
+    await expect(http(new Request('http://dead.example/b'))).rejects.toThrow('fetch failed');
+    await expect(http('http://dead.example/c')).rejects.toThrow(CircuitOpenError);
+    expect(await (await http('http://live.example/a')).text()).toBe('http://live.example');
+    // Another port is another origin: its own circuit (closed), so the request is sent.
+    await expect(http(new URL('http://dead.example:8080/'))).rejects.toThrow('fetch failed');
+    expect(events.find((e) => e.type === 'circuitOpened')).toMatchObject({
+      partition: 'http://dead.example',
+    });
+    expect(http.describe().stages.find((s) => s.stage === 'circuitBreaker')).toMatchObject({
+      partition: { by: '[function originOf]', maxPartitions: 1_000 },
+    });
+  });
+
+  it('`partition: false` gives one circuit for every host; a partition of your own replaces the origin', async () => {
+    const one = resilientFetch({
+      retry: false,
+      circuitBreaker: { consecutiveFailures: 1, partition: false },
+      fetch: hosts,
+    });
+    await expect(one('http://dead.example/')).rejects.toThrow('fetch failed');
+    await expect(one('http://live.example/')).rejects.toThrow(CircuitOpenError);
+    expect(one.stats().circuitBreaker).toMatchObject({ state: 'open' });
+
+    const byPath = resilientFetch({
+      retry: false,
+      circuitBreaker: {
+        consecutiveFailures: 1,
+        partition: {
+          by: (input, init) =>
+            `${init?.method ?? 'GET'} ${new URL(input instanceof Request ? input.url : input).pathname}`,
+        },
+      },
+      fetch: hosts,
+    });
+    await expect(byPath('http://dead.example/x')).rejects.toThrow('fetch failed');
+    await expect(byPath('http://live.example/x')).rejects.toThrow(CircuitOpenError);
+    expect((await byPath('http://live.example/y')).status).toBe(200);
+    expect(Object.keys(byPath.stats().partitions!.circuitBreaker!.byKey).sort()).toEqual([
+      'GET /x',
+      'GET /y',
+    ]);
   });
 });
 
@@ -692,3 +756,11 @@ describe('resilientFetch: options', () => {
     expect(() => resilientFetch({ retry: { retryOn: 1 as never } })).toThrow('`retry.retryOn`');
   });
 });
+
+/** The stats of the one circuit a test used: resilientFetch keeps a circuit per origin. */
+function onlyCircuit(http: { stats(): PipelineStats }): unknown {
+  const partitions = http.stats().partitions?.circuitBreaker;
+  const circuits = Object.values(partitions?.byKey ?? {});
+  expect(circuits).toHaveLength(1);
+  return circuits[0];
+}

@@ -282,6 +282,66 @@ describe('instrument: stages', () => {
   });
 });
 
+describe('instrument: partitioned stages', () => {
+  it('carries bulwark.partition on rejections, transitions, circuit states, bulkhead counts and waits', async () => {
+    const clock = new ManualClock();
+    const releases: (() => void)[] = [];
+    const fn = (key: string, mode: 'fail' | 'hold' | 'ok') =>
+      mode === 'fail'
+        ? Promise.reject(new Error('down'))
+        : mode === 'hold'
+          ? new Promise<string>((resolve) => releases.push(() => resolve(key)))
+          : Promise.resolve(key);
+    const partition = { by: (key: string) => key };
+    const wrapped = instrument(
+      resilient(fn, {
+        name: 'p',
+        clock,
+        circuitBreaker: { consecutiveFailures: 1, halfOpenAfter: 1_000, partition },
+        rateLimiter: { limit: 1, interval: 100, maxWait: 1_000, partition },
+        bulkhead: { maxConcurrent: 1, partition },
+      }),
+      { meter: meter() },
+    );
+    await wrapped('dead', 'fail').catch(() => undefined);
+    await wrapped('dead', 'ok').catch(() => undefined);
+    const held = wrapped('busy', 'hold');
+    // Waits for busy's token, then finds its bulkhead full (handled now: it rejects during advance).
+    const waiting = wrapped('busy', 'ok').then(
+      () => 'admitted',
+      (error: unknown) => (error as Error).name,
+    );
+    await clock.advance(100);
+    expect(await waiting).toBe('BulkheadRejectedError');
+    const metrics = await collect();
+    const dead = { 'bulwark.partition': 'dead' };
+    const busy = { 'bulwark.partition': 'busy' };
+    expect(
+      value(metrics, 'bulwark.rejections', { ...dead, 'bulwark.rejection.reason': 'circuit_open' }),
+    ).toBe(1);
+    expect(
+      value(metrics, 'bulwark.rejections', {
+        ...busy,
+        'bulwark.rejection.reason': 'bulkhead_full',
+      }),
+    ).toBe(1);
+    expect(
+      value(metrics, 'bulwark.circuit.transitions', { ...dead, 'bulwark.circuit.state': 'open' }),
+    ).toBe(1);
+    expect(
+      value(metrics, 'bulwark.circuit.state', { ...dead, 'bulwark.circuit.state': 'open' }),
+    ).toBe(1);
+    expect(
+      value(metrics, 'bulwark.circuit.state', { ...busy, 'bulwark.circuit.state': 'closed' }),
+    ).toBe(1);
+    expect(value(metrics, 'bulwark.bulkhead.in_flight', busy)).toBe(1);
+    expect(value(metrics, 'bulwark.bulkhead.in_flight', dead)).toBe(0);
+    expect(value(metrics, 'bulwark.rate_limiter.waits', busy)).toBe(1);
+    releases.shift()!();
+    await held;
+  });
+});
+
 describe('instrument: policies', () => {
   it('records calls of the functions it wraps and of execute, and counts each event once', async () => {
     const policy = instrument(resilient({ name: 'inventory', retry: { backoff: none } }), {

@@ -1,7 +1,10 @@
 import { clearTimer, isFreeRunning, setTimer } from '../clock.js';
 import type { Emitter, RejectionReason } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
+import type { Bulkhead } from '../policies/bulkhead.js';
 import type { CacheEntry } from '../policies/cache.js';
+import type { CircuitBreaker } from '../policies/circuit-breaker.js';
+import { takeRouteError } from '../policies/partition.js';
 import type { RetryBudget } from '../policies/retry.js';
 import { ASK_STORE } from '../policies/circuit-breaker.js';
 import { chaosEnabled } from '../policies/chaos.js';
@@ -40,6 +43,9 @@ class Call implements DeadlineEntry {
   entry: CacheEntry | undefined = undefined;
   start = 0;
   permit = 0;
+  /** The breaker and bulkhead this attempt entered (a partition's, when partitioned). */
+  breaker: CircuitBreaker | undefined = undefined;
+  bulkhead: Bulkhead | undefined = undefined;
   timedOut = false;
   /** Whether chaos applies to this call (its retries follow the first attempt's answer). */
   chaos = false;
@@ -77,6 +83,8 @@ function releaseCall(c: Call): void {
   c.task = undefined;
   c.attempt = undefined;
   c.entry = undefined;
+  c.breaker = undefined;
+  c.bulkhead = undefined;
   c.resolve = undefined;
   c.reject = undefined;
   c.timedOut = false;
@@ -154,7 +162,10 @@ export abstract class FastPath extends SlowPath {
       breaker !== undefined &&
       (breaker.windowType === 'time' || breaker.slowCallDuration !== Infinity);
     const otherClock =
-      this.breakerTimed || this.limiter !== undefined || this.retry?.budget !== undefined;
+      this.partitionsTimed ||
+      this.breakerTimed ||
+      this.limiter !== undefined ||
+      this.retry?.budget !== undefined;
     // The system clock's time moves on its own: when nothing else on the fast path reads it, an
     // attempt timeout's deadlines are stamped by the queue, one clock read per turn of the event loop
     // (see DeadlineQueue). A total timeout needs each call's start (the deadline of its retries), and a
@@ -210,9 +221,32 @@ export abstract class FastPath extends SlowPath {
       );
     }
     let now = this.needsClock ? this.clock.now() : 0;
+    let breaker = this.breaker;
+    let limiter = this.limiter;
+    let bulkhead = this.bulkhead;
+    if (this.partitioned) {
+      // A partitioned stage costs its key function and one Map lookup (no allocation when it exists).
+      const breakers = this.breakers;
+      if (breakers !== undefined) {
+        const key = breakers.keyOf(thisArg, argc, a0, a1, a2, a3, rest);
+        if (key === undefined) return Promise.reject(takeRouteError());
+        breaker = breakers.get(key, now);
+      }
+      const limiters = this.limiters;
+      if (limiters !== undefined) {
+        const key = limiters.keyOf(thisArg, argc, a0, a1, a2, a3, rest);
+        if (key === undefined) return Promise.reject(takeRouteError());
+        limiter = limiters.get(key, now);
+      }
+      const bulkheads = this.bulkheads;
+      if (bulkheads !== undefined) {
+        const key = bulkheads.keyOf(thisArg, argc, a0, a1, a2, a3, rest);
+        if (key === undefined) return Promise.reject(takeRouteError());
+        bulkhead = bulkheads.get(key, now);
+      }
+    }
     this.budget?.recordCall(now);
     let permit = 0;
-    const breaker = this.breaker;
     if (breaker !== undefined) {
       permit = breaker.closedPermit();
       if (permit < 0) {
@@ -233,6 +267,7 @@ export abstract class FastPath extends SlowPath {
         return this.rejectEarly(
           'circuitOpen',
           breaker.retryAfter(now),
+          breaker.partition,
           thisArg,
           argc,
           a0,
@@ -245,7 +280,6 @@ export abstract class FastPath extends SlowPath {
           chaosOn,
         );
     }
-    const limiter = this.limiter;
     if (limiter !== undefined && !limiter.tryAcquire(now)) {
       breaker?.release(permit);
       // A limiter with a store answers on the slow path (one round trip to the store).
@@ -254,6 +288,7 @@ export abstract class FastPath extends SlowPath {
         return this.rejectEarly(
           'rateLimited',
           limiter.retryAfter(now),
+          limiter.partition,
           thisArg,
           argc,
           a0,
@@ -275,15 +310,16 @@ export abstract class FastPath extends SlowPath {
         chaosOn,
       );
     }
-    const bulkhead = this.bulkhead;
     if (bulkhead !== undefined && !bulkhead.tryAcquire()) {
       if (limiter !== undefined) limiter.refund();
       breaker?.release(permit);
       if (bulkhead.maxQueue === 0) {
         bulkhead.countRejection();
+        const partition = bulkhead.partition;
         return this.rejectEarly(
           'bulkheadFull',
           0,
+          partition,
           thisArg,
           argc,
           a0,
@@ -324,6 +360,8 @@ export abstract class FastPath extends SlowPath {
     c.task = task;
     c.start = now;
     c.permit = permit;
+    c.breaker = breaker;
+    c.bulkhead = bulkhead;
     c.entry = entry;
     c.chaos = chaosOn;
     if (task !== undefined) c.attempt = new Attempt(1);
@@ -366,8 +404,8 @@ export abstract class FastPath extends SlowPath {
 
   /** @internal the first attempt succeeded (no timeout stage). */
   fastOk(c: Call, value: unknown): unknown {
-    this.breaker?.recordSuccess(c.permit, this.sampleTime(c));
-    this.bulkhead?.release();
+    c.breaker?.recordSuccess(c.permit, this.sampleTime(c));
+    c.bulkhead?.release();
     if (!this.judgesResult && c.entry === undefined) {
       releaseCall(c);
       return value;
@@ -379,8 +417,8 @@ export abstract class FastPath extends SlowPath {
 
   /** @internal the first attempt failed (no timeout stage). */
   fastError(c: Call, error: unknown): unknown {
-    this.breaker?.recordFailure(c.permit, this.sampleTime(c), error);
-    this.bulkhead?.release();
+    c.breaker?.recordFailure(c.permit, this.sampleTime(c), error);
+    c.bulkhead?.release();
     try {
       return this.afterFirst(c, true, error);
     } finally {
@@ -390,20 +428,20 @@ export abstract class FastPath extends SlowPath {
 
   /** @internal `fn` settled in a timed first attempt. */
   timedOk(c: Call, value: unknown): void {
-    this.bulkhead?.release();
+    c.bulkhead?.release();
     if (c.timedOut) return releaseCall(c);
     this.stopTimer(c);
-    this.breaker?.recordSuccess(c.permit, this.sampleTime(c));
+    c.breaker?.recordSuccess(c.permit, this.sampleTime(c));
     this.settleOuter(c, false, value);
     releaseCall(c);
   }
 
   /** @internal `fn` failed in a timed first attempt. */
   timedError(c: Call, error: unknown): void {
-    this.bulkhead?.release();
+    c.bulkhead?.release();
     if (c.timedOut) return releaseCall(c);
     this.stopTimer(c);
-    this.breaker?.recordFailure(c.permit, this.sampleTime(c), error);
+    c.breaker?.recordFailure(c.permit, this.sampleTime(c), error);
     this.settleOuter(c, true, error);
     releaseCall(c);
   }
@@ -482,6 +520,7 @@ export abstract class FastPath extends SlowPath {
         this.totalTimeout,
       );
       flow.chaos = chaos;
+      if (this.partitioned) this.route(flow);
       return this.continueFlow(flow, failed ? ERROR : RESULT, value, true);
     }
     if (!failed) return value;
@@ -503,7 +542,7 @@ export abstract class FastPath extends SlowPath {
     c.timedOut = true;
     const error = this.timeoutError(this.firstTimeout, this.firstScope);
     c.attempt?.abort(error);
-    this.breaker?.recordFailure(c.permit, this.sampleTime(c), error);
+    c.breaker?.recordFailure(c.permit, this.sampleTime(c), error);
     this.settleOuter(c, true, error);
   }
 
@@ -596,6 +635,7 @@ export abstract class FastPath extends SlowPath {
   private rejectEarly(
     reason: RejectionReason,
     retryAfter: number,
+    partition: string | undefined,
     thisArg: unknown,
     argc: number,
     a0: unknown,
@@ -607,7 +647,7 @@ export abstract class FastPath extends SlowPath {
     now: number,
     chaos: boolean,
   ): Promise<unknown> {
-    const error = this.rejection(reason, retryAfter);
+    const error = this.rejection(reason, retryAfter, partition);
     if (this.retry === undefined && (this.fallback === undefined || this.cache !== undefined)) {
       return rejectSoon(error);
     }

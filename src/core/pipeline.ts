@@ -88,6 +88,30 @@ export class Pipeline extends FastPath {
     );
   }
 
+  /**
+   * `execute` whose partitioned stages are keyed on `by(input, init)` (resilientFetch's request); the
+   * task ignores them (it gets its attempt context), and there is no cache stage.
+   */
+  executeRouted(
+    task: Task,
+    signal: AbortSignal | undefined,
+    input: unknown,
+    init: unknown,
+  ): Promise<unknown> {
+    return this.invoke(
+      undefined,
+      2,
+      input,
+      init,
+      undefined,
+      undefined,
+      undefined,
+      task,
+      signal,
+      undefined,
+    );
+  }
+
   /* eslint-disable no-restricted-syntax -- slow path: runs only when a call misses, fails, waits or carries a signal */
   // ---------------------------------------------------------------------------------------------
   // Cache stage (miss path)

@@ -1,10 +1,12 @@
 /* eslint-disable no-restricted-syntax -- slow path: runs only when a call fails, waits or carries a signal */
 import { clearTimer, setTimer, type Clock } from '../clock.js';
-import type { Emitter } from '../events.js';
+import { keyed, type Emitter } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Bulkhead, BulkheadWaiter } from '../policies/bulkhead.js';
+import type { RateLimiter } from '../policies/rate-limiter.js';
 import { SLOT_FULL, SLOT_LOCAL, type SlotResult } from '../policies/shared-bulkhead.js';
-import { ASK_STORE } from '../policies/circuit-breaker.js';
+import { ASK_STORE, type CircuitBreaker } from '../policies/circuit-breaker.js';
+import { takeRouteError, type Partitions } from '../policies/partition.js';
 import type { ResolvedHedge } from '../policies/hedge.js';
 import type { ResolvedLatencyTimeout } from '../policies/timeout.js';
 import { Attempt } from './attempt.js';
@@ -60,6 +62,10 @@ export class Flow {
   onAbort: ((reason: unknown) => void) | undefined = undefined;
   /** Whether chaos applies to this call (`chaos.enabled`, read once per call). */
   chaos = false;
+  /** The call's partition keys, for each partitioned stage (see SlowPath.route). */
+  breakerKey: string | undefined = undefined;
+  limiterKey: string | undefined = undefined;
+  bulkheadKey: string | undefined = undefined;
   private readonly signals: AbortSignal[] = [];
 
   constructor(
@@ -198,9 +204,27 @@ export abstract class SlowPath extends Stages {
   ): Promise<unknown> {
     const flow = new Flow(thisArg, args, task, now, this.totalTimeout);
     flow.chaos = chaos;
+    if (this.partitioned) {
+      try {
+        this.route(flow);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     flow.watch(this.signal);
     flow.watch(signal);
     return this.continueFlow(flow, NOTHING, undefined, false);
+  }
+
+  /**
+   * Computes the call's partition keys once for its flow (the fast path computed them for its first
+   * attempt; a call that waits or retries runs the key functions once more here). Each attempt then
+   * looks its partitions up: one that was evicted meanwhile (at rest) is made again.
+   */
+  protected route(flow: Flow): void {
+    if (this.breakers !== undefined) flow.breakerKey = flowKey(this.breakers, flow);
+    if (this.limiters !== undefined) flow.limiterKey = flowKey(this.limiters, flow);
+    if (this.bulkheads !== undefined) flow.bulkheadKey = flowKey(this.bulkheads, flow);
   }
 
   protected async continueFlow(
@@ -311,7 +335,8 @@ export abstract class SlowPath extends Stages {
   /** One attempt on the slow path: admission (maybe waiting), then `fn` under its timeout. */
   private async attemptSlow(flow: Flow, attempt: number): Promise<unknown> {
     let now = this.clock.now();
-    const breaker = this.breaker;
+    const breaker =
+      flow.breakerKey === undefined ? this.breaker : this.breakers!.get(flow.breakerKey, now);
     let permit = 0;
     let slot: SlotResult = SLOT_LOCAL;
     if (breaker !== undefined) {
@@ -322,14 +347,17 @@ export abstract class SlowPath extends Stages {
         permit = await this.storeWait(flow, asked, (late) => breaker.release(late));
         now = this.clock.now();
       }
-      if (permit < 0) throw this.rejection('circuitOpen', breaker.retryAfter(now));
+      if (permit < 0)
+        throw this.rejection('circuitOpen', breaker.retryAfter(now), breaker.partition);
     }
     // A rate-limit token taken and not yet used: a local rejection after it (bulkhead full, queue
     // timeout, abort) gives it back, as the fast path does.
     let token = false;
     let reservation = 0;
+    let bulkhead = this.bulkhead;
+    const limiter =
+      flow.limiterKey === undefined ? this.limiter : this.limiters!.get(flow.limiterKey, now);
     try {
-      const limiter = this.limiter;
       if (limiter !== undefined) {
         const remaining = flow.deadline - now;
         const maxWait = Math.min(limiter.maxWait, remaining);
@@ -337,11 +365,13 @@ export abstract class SlowPath extends Stages {
           limiter.shared === undefined
             ? limiter.reserve(now, maxWait)
             : await this.storeWait(flow, limiter.reserveShared(now, Math.max(0, maxWait)));
-        if (wait < 0) throw this.rejection('rateLimited', limiter.retryAfter(now));
+        if (wait < 0)
+          throw this.rejection('rateLimited', limiter.retryAfter(now), limiter.partition);
         if (limiter.shared !== undefined) now = this.clock.now();
         reservation = limiter.reservationEnd;
         if (wait > 0) {
-          if (this.listening()) this.emit({ type: 'rateLimitWaited', wait });
+          if (this.listening())
+            this.emit(keyed({ type: 'rateLimitWaited', wait }, limiter.partition));
           try {
             await this.sleep(flow, wait);
           } catch (error) {
@@ -353,7 +383,7 @@ export abstract class SlowPath extends Stages {
         }
         token = true;
       }
-      const bulkhead = this.bulkhead;
+      if (flow.bulkheadKey !== undefined) bulkhead = this.bulkheads!.get(flow.bulkheadKey, now);
       if (bulkhead?.link !== undefined) {
         slot = await this.fleetSlot(flow, bulkhead);
         now = this.clock.now();
@@ -364,32 +394,30 @@ export abstract class SlowPath extends Stages {
         now = this.clock.now();
       }
     } catch (error) {
-      if (token) this.refundToken(reservation);
+      if (token) this.refundToken(limiter!, reservation);
       breaker?.release(permit);
       throw error;
     }
     if (flow.aborted) {
       // Aborted after the bulkhead slot was taken or handed over (before this resumed): give it back.
-      this.releaseSlotOf(slot);
-      if (token) this.refundToken(reservation);
+      this.releaseSlotOf(slot, bulkhead);
+      if (token) this.refundToken(limiter!, reservation);
       breaker?.release(permit);
       throw flow.reason;
     }
-    return this.runAttempt(flow, attempt, permit, now, slot);
+    return this.runAttempt(flow, attempt, permit, now, slot, breaker, bulkhead);
   }
 
   /**
    * Gives back a rate-limit token that no call used: a shared one to the lease, a local one when no
    * reservation came after it (the limiter's time then still ends at `reservation`).
    */
-  private refundToken(reservation: number): void {
-    const limiter = this.limiter!;
+  private refundToken(limiter: RateLimiter, reservation: number): void {
     if (limiter.shared !== undefined || limiter.reservationEnd === reservation) limiter.refund();
   }
 
   /** Gives back a bulkhead slot: a fleet slot's token, a local slot, or none (SLOT_NONE). */
-  private releaseSlotOf(slot: SlotResult): void {
-    const bulkhead = this.bulkhead;
+  private releaseSlotOf(slot: SlotResult, bulkhead: Bulkhead | undefined): void {
     if (bulkhead === undefined) return;
     if (typeof slot === 'string') bulkhead.link!.release(slot);
     else if (slot === SLOT_LOCAL) bulkhead.release();
@@ -420,10 +448,10 @@ export abstract class SlowPath extends Stages {
         if (typeof result === 'string' || result >= 0) return resolve(result);
         if (result === SLOT_FULL) {
           bulkhead.countRejection();
-          reject(this.rejection('bulkheadFull', 0));
+          reject(this.rejection('bulkheadFull', 0, bulkhead.partition));
         } else if (bulkhead.queueTimeout <= remaining) {
           bulkhead.countRejection();
-          reject(this.rejection('bulkheadQueueTimeout', 0));
+          reject(this.rejection('bulkheadQueueTimeout', 0, bulkhead.partition));
         } else {
           reject(this.timeoutError(this.totalTimeout, 'total'));
         }
@@ -509,6 +537,8 @@ export abstract class SlowPath extends Stages {
     permit: number,
     start: number,
     slot: SlotResult,
+    breaker: CircuitBreaker | undefined,
+    bulkhead: Bulkhead | undefined,
   ): Promise<unknown> {
     const context = flow.task === undefined ? undefined : new Attempt(attempt);
     // A caller abort while `fn` still runs synchronously must reach its signal at once: until the
@@ -530,10 +560,8 @@ export abstract class SlowPath extends Stages {
     const attemptTimeout = this.currentAttemptTimeout();
     const limit = Math.min(attemptTimeout, remaining);
     const scope = attemptTimeout <= remaining ? 'attempt' : 'total';
-    const breaker = this.breaker;
     const latency = this.latency;
     let timedOut = false;
-    const bulkhead = this.bulkhead;
     if (bulkhead?.adaptive !== undefined) {
       // The adaptive limit learns from how long `fn` really took, a timed-out call included.
       const complete = (): void => bulkhead.complete(start, this.clock.now(), timedOut);
@@ -543,8 +571,13 @@ export abstract class SlowPath extends Stages {
       const link = bulkhead!.link!;
       const release = (): void => link.release(slot);
       promise.then(release, release);
-    } else if (bulkhead !== undefined && slot === SLOT_LOCAL)
-      promise.then(this.releaseSlot, this.releaseSlot);
+    } else if (bulkhead !== undefined && slot === SLOT_LOCAL) {
+      if (bulkhead === this.bulkhead) promise.then(this.releaseSlot, this.releaseSlot);
+      else {
+        const release = (): void => bulkhead.release();
+        promise.then(release, release);
+      }
+    }
     return new Promise((resolve, reject) => {
       let settled = false;
       let timer: unknown = undefined;
@@ -697,6 +730,9 @@ export abstract class SlowPath extends Stages {
         const child = new Flow(flow.thisArg, flow.args, flow.task, flow.start, 0);
         child.deadline = flow.deadline;
         child.chaos = flow.chaos;
+        child.breakerKey = flow.breakerKey;
+        child.limiterKey = flow.limiterKey;
+        child.bulkheadKey = flow.bulkheadKey;
         attempts.push(child);
         if (index < hedge.maxHedgedAttempts) {
           const delay = this.hedgeDelay(hedge);
@@ -773,10 +809,13 @@ export abstract class SlowPath extends Stages {
         },
       };
       if (!bulkhead.enqueue(waiter)) {
-        reject(this.rejection('bulkheadFull', 0));
+        reject(this.rejection('bulkheadFull', 0, bulkhead.partition));
         return;
       }
-      if (this.listening()) this.emit({ type: 'bulkheadQueued', queued: bulkhead.stats().queued });
+      if (this.listening()) {
+        const queued = bulkhead.stats().queued;
+        this.emit(keyed({ type: 'bulkheadQueued', queued }, bulkhead.partition));
+      }
       const remaining = flow.deadline - this.clock.now();
       const limit = Math.min(bulkhead.queueTimeout, remaining);
       if (limit !== Infinity) {
@@ -787,7 +826,7 @@ export abstract class SlowPath extends Stages {
             flow.onAbort = undefined;
             if (bulkhead.queueTimeout <= remaining) {
               bulkhead.countRejection();
-              reject(this.rejection('bulkheadQueueTimeout', 0));
+              reject(this.rejection('bulkheadQueueTimeout', 0, bulkhead.partition));
             } else {
               reject(this.timeoutError(this.totalTimeout, 'total'));
             }
@@ -835,6 +874,20 @@ class InjectedWait {
     if (failed) reject?.(reason);
     else resolve?.();
   }
+}
+
+/** The partition key of `flow`'s call in `partitions`; throws the key function's TypeError. */
+function flowKey<T extends { atRest(now: number): boolean }>(
+  partitions: Partitions<T>,
+  flow: Flow,
+): string {
+  const a = flow.args;
+  const key =
+    a.length <= 4
+      ? partitions.keyOf(flow.thisArg, a.length, a[0], a[1], a[2], a[3], undefined)
+      : partitions.keyOf(flow.thisArg, a.length, undefined, undefined, undefined, undefined, a);
+  if (key === undefined) throw takeRouteError();
+  return key;
 }
 
 /** An error's `retryAfter` hint in ms; `undefined` when absent, negative or NaN (then the backoff applies). */

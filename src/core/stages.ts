@@ -7,12 +7,14 @@ import {
   TimeoutError,
   type ResilienceError,
 } from '../errors.js';
-import { Emitter, type RejectionReason, type ResilienceEvent } from '../events.js';
+import { Emitter, keyed, type RejectionReason, type ResilienceEvent } from '../events.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Cache } from '../policies/cache.js';
 import type { ResolvedChaos } from '../policies/chaos.js';
 import type { CircuitBreaker } from '../policies/circuit-breaker.js';
+import type { Bulkhead } from '../policies/bulkhead.js';
 import type { ResolvedFallback } from '../policies/fallback.js';
+import type { Partitions } from '../policies/partition.js';
 import type { RateLimiter } from '../policies/rate-limiter.js';
 import type { ResolvedRetry } from '../policies/retry.js';
 
@@ -27,6 +29,14 @@ export abstract class Stages {
   readonly maxAttempts: number;
   readonly breaker: CircuitBreaker | undefined;
   readonly limiter: RateLimiter | undefined;
+  /** The partitions of a partitioned stage (then `breaker`, `limiter` or `bulkhead` is its template). */
+  readonly breakers: Partitions<CircuitBreaker> | undefined;
+  readonly limiters: Partitions<RateLimiter> | undefined;
+  readonly bulkheads: Partitions<Bulkhead> | undefined;
+  /** True when a stage is partitioned. */
+  readonly partitioned: boolean;
+  /** True when a partitioned stage needs each call's time (`idleAfter`). */
+  readonly partitionsTimed: boolean;
   readonly cache: Cache | undefined;
   readonly fallback: ResolvedFallback | undefined;
   readonly chaos: ResolvedChaos | undefined;
@@ -43,6 +53,15 @@ export abstract class Stages {
     this.maxAttempts = options.retry?.maxAttempts ?? 1;
     this.breaker = options.breaker;
     this.limiter = options.limiter;
+    this.breakers = options.breakerPartitions;
+    this.limiters = options.limiterPartitions;
+    this.bulkheads = options.bulkheadPartitions;
+    this.partitioned =
+      this.breakers !== undefined || this.limiters !== undefined || this.bulkheads !== undefined;
+    this.partitionsTimed =
+      (this.breakers?.idleAfter ?? Infinity) !== Infinity ||
+      (this.limiters?.idleAfter ?? Infinity) !== Infinity ||
+      (this.bulkheads?.idleAfter ?? Infinity) !== Infinity;
     this.cache = typeof options.cache === 'function' ? options.cache() : options.cache;
     this.cache?.adoptClock(this.clock);
     this.fallback = options.fallback;
@@ -74,7 +93,11 @@ export abstract class Stages {
   }
 
   /** One of the library's local rejections; without a stack trace when `stackTraces` is off. */
-  protected rejection(reason: RejectionReason, retryAfter: number): ResilienceError {
+  protected rejection(
+    reason: RejectionReason,
+    retryAfter: number,
+    partition?: string,
+  ): ResilienceError {
     const limit = Error.stackTraceLimit;
     if (!this.stackTraces) Error.stackTraceLimit = 0;
     let error: ResilienceError;
@@ -84,7 +107,7 @@ export abstract class Stages {
     Error.stackTraceLimit = limit;
     if (this.listening()) {
       // eslint-disable-next-line no-restricted-syntax -- built only when someone listens
-      this.emit({ type: 'callRejected', reason, retryAfter });
+      this.emit(keyed({ type: 'callRejected', reason, retryAfter }, partition));
     }
     return error;
   }

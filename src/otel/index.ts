@@ -262,20 +262,35 @@ class Telemetry {
       return;
     }
     const breaker = stats.circuitBreaker;
-    if (breaker !== undefined) {
-      const current = STATE_OF[breaker.state];
-      for (const state of STATES) {
-        result.observe(
-          this.circuitState,
-          state === current ? 1 : 0,
-          this.with({ 'bulwark.circuit.state': state }),
-        );
-      }
-    }
+    if (breaker !== undefined) this.observeCircuit(result, breaker.state, undefined);
     const bulkhead = stats.bulkhead;
     if (bulkhead !== undefined) {
       result.observe(this.inFlight, bulkhead.inFlight, this.attributes);
       result.observe(this.queued, bulkhead.queued, this.attributes);
+    }
+    // A partitioned stage: one series per live partition, with `bulwark.partition`.
+    const partitions = stats.partitions;
+    for (const [key, circuit] of Object.entries(partitions?.circuitBreaker?.byKey ?? {}))
+      this.observeCircuit(result, circuit.state, key);
+    for (const [key, pool] of Object.entries(partitions?.bulkhead?.byKey ?? {})) {
+      const attributes = this.with({ 'bulwark.partition': key });
+      result.observe(this.inFlight, pool.inFlight, attributes);
+      result.observe(this.queued, pool.queued, attributes);
+    }
+  }
+
+  private observeCircuit(
+    result: BatchObservableResult,
+    circuitState: keyof typeof STATE_OF,
+    partition: string | undefined,
+  ): void {
+    const current = STATE_OF[circuitState];
+    for (const state of STATES) {
+      result.observe(
+        this.circuitState,
+        state === current ? 1 : 0,
+        this.with(withPartition({ 'bulwark.circuit.state': state }, partition)),
+      );
     }
   }
 
@@ -362,8 +377,9 @@ class Telemetry {
         break;
       case 'callRejected': {
         const reason = REASONS[event.reason];
-        this.rejections.add(1, this.with({ 'bulwark.rejection.reason': reason }));
-        this.spanEvent('bulwark.rejection', { 'bulwark.rejection.reason': reason });
+        const attributes = withPartition({ 'bulwark.rejection.reason': reason }, event.partition);
+        this.rejections.add(1, this.with(attributes));
+        this.spanEvent('bulwark.rejection', attributes);
         break;
       }
       case 'timedOut':
@@ -413,10 +429,15 @@ class Telemetry {
               : { 'bulwark.chaos.kind': event.kind },
         );
         break;
-      case 'rateLimitWaited':
-        this.waits.add(1, this.attributes);
-        this.waitDuration.record(event.wait / 1_000, this.attributes);
+      case 'rateLimitWaited': {
+        const attributes =
+          event.partition === undefined
+            ? this.attributes
+            : this.with({ 'bulwark.partition': event.partition });
+        this.waits.add(1, attributes);
+        this.waitDuration.record(event.wait / 1_000, attributes);
         break;
+      }
       case 'circuitOpened':
       case 'circuitHalfOpened':
       case 'circuitClosed':
@@ -429,14 +450,23 @@ class Telemetry {
               : event.type === 'circuitClosed'
                 ? 'closed'
                 : 'isolated';
-        this.transitions.add(1, this.with({ 'bulwark.circuit.state': state }));
-        this.spanEvent('bulwark.circuit.state_change', { 'bulwark.circuit.state': state });
+        const attributes = withPartition({ 'bulwark.circuit.state': state }, event.partition);
+        this.transitions.add(1, this.with(attributes));
+        this.spanEvent('bulwark.circuit.state_change', attributes);
         break;
       }
       default:
         break;
     }
   }
+}
+
+/** `attributes` with `bulwark.partition` when the event or state belongs to a partition. */
+function withPartition(
+  attributes: Record<string, string>,
+  partition: string | undefined,
+): Record<string, string> {
+  return partition === undefined ? attributes : { ...attributes, 'bulwark.partition': partition };
 }
 
 const stoppers = new WeakMap<object, Telemetry>();

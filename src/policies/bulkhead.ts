@@ -1,7 +1,8 @@
 import { RingBuffer } from '../core/ring-buffer.js';
 import { Problems } from '../core/validate.js';
-import { Emitter, type Listener, type Unsubscribe } from '../events.js';
+import { Emitter, keyed, type Listener, type Unsubscribe } from '../events.js';
 import { storeOption, type Store } from '../store.js';
+import { PARTITION_HERE } from './partition.js';
 import { AdaptiveLimit, resolveAdaptive, type AdaptiveOptions } from './adaptive.js';
 import { BulkheadLink } from './shared-bulkhead.js';
 
@@ -76,8 +77,13 @@ export class Bulkhead {
   readonly onStoreError: 'local' | 'allow' | 'reject';
   /** @internal the fleet's slots, when a `store` was given. */
   readonly link: BulkheadLink | undefined;
-  /** Events of the adaptive limit (`concurrencyLimitChanged`) and of a store (`storeUnavailable`, `storeRecovered`). */
-  readonly events = new Emitter();
+  /**
+   * Events of the adaptive limit (`concurrencyLimitChanged`) and of a store (`storeUnavailable`,
+   * `storeRecovered`); shared by the partitions of a stage.
+   */
+  events = new Emitter();
+  /** @internal the partition key, when this bulkhead is one partition of a partitioned stage. */
+  partition: string | undefined = undefined;
   private inFlight = 0;
   private readonly queue: RingBuffer<BulkheadWaiter>;
   private rejected = 0;
@@ -96,7 +102,9 @@ export class Bulkhead {
             'store',
             'slotLease',
             'onStoreError',
+            'partition',
           ]) ?? {});
+    if ('partition' in o && o.partition !== undefined) problems.raw(PARTITION_HERE(path));
     const concurrentPath = typeof options === 'number' ? path : `${path}.maxConcurrent`;
     this.maxConcurrent = problems.number(
       concurrentPath,
@@ -175,6 +183,14 @@ export class Bulkhead {
     return this.events.on(listener);
   }
 
+  /**
+   * @internal True when forgetting this bulkhead admits nothing it would refuse: no call in flight or
+   * queued (an adaptive limit it learned is forgotten).
+   */
+  atRest(): boolean {
+    return this.inFlight === 0 && this.queue.length === 0;
+  }
+
   /** Takes a slot if one is free; never waits. */
   tryAcquire(): boolean {
     if (this.inFlight >= this.limit) return false;
@@ -205,13 +221,18 @@ export class Bulkhead {
     if (adaptive.sample(start, now, timedOut)) {
       this.limit = adaptive.limit;
       if (this.events.listening)
-        this.events.emit({
-          type: 'concurrencyLimitChanged',
-          limit: this.limit,
-          previous,
-          noLoadLatency: adaptive.noLoadLatency,
-          probing: adaptive.isProbing,
-        });
+        this.events.emit(
+          keyed(
+            {
+              type: 'concurrencyLimitChanged',
+              limit: this.limit,
+              previous,
+              noLoadLatency: adaptive.noLoadLatency,
+              probing: adaptive.isProbing,
+            },
+            this.partition,
+          ),
+        );
     }
     this.release();
     // A grown limit admits waiters at once.

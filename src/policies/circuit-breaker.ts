@@ -1,9 +1,10 @@
 import { systemClock, type Clock } from '../clock.js';
 import { isLocalRejection } from '../errors.js';
-import { Emitter, type Listener, type Unsubscribe } from '../events.js';
+import { Emitter, keyed, type Listener, type Unsubscribe } from '../events.js';
 import { Problems } from '../core/validate.js';
 import { storeOption, type Store } from '../store.js';
 import type { CircuitState } from '../types.js';
+import { PARTITION_HERE } from './partition.js';
 import { CircuitLink } from './shared-circuit.js';
 
 export type { CircuitState } from '../types.js';
@@ -113,6 +114,7 @@ const KEYS = [
   'clock',
   'name',
   'store',
+  'partition',
 ] as const;
 
 const TIME_BUCKETS = 10;
@@ -142,10 +144,12 @@ export class CircuitBreaker {
   readonly halfOpenMaxCalls: number;
   readonly maxRetryAfter: number;
   readonly isFailure: (error: unknown) => boolean;
-  /** @internal */
-  readonly events = new Emitter();
+  /** @internal (one emitter shared by every partition of a partitioned breaker) */
+  events = new Emitter();
   /** @internal */
   clock: Clock | undefined;
+  /** @internal the partition key, when this breaker is one partition of a partitioned stage. */
+  partition: string | undefined = undefined;
 
   /** @internal the fleet link, when a `store` was given. */
   readonly link: CircuitLink | undefined;
@@ -159,6 +163,8 @@ export class CircuitBreaker {
   private hint = 0;
   private trialsInFlight = 0;
   private trialSuccesses = 0;
+  /** Permits handed out and not yet recorded or released: calls in flight, whatever the state. */
+  private inFlight = 0;
   private consecutive = 0;
   // Count window.
   private readonly outcomes: Uint8Array;
@@ -301,6 +307,7 @@ export class CircuitBreaker {
         false,
       );
     const store = storeOption(problems, path, o.store, o.name, 'breaker');
+    if (o.partition !== undefined) problems.raw(PARTITION_HERE(path));
     problems.throwIfAny(path === 'circuitBreaker' ? 'Invalid circuitBreaker options' : undefined);
 
     this.outcomes = new Uint8Array(windowType === 'count' ? size : 0);
@@ -329,6 +336,15 @@ export class CircuitBreaker {
     }
   }
 
+  /**
+   * @internal True when forgetting this breaker changes nothing a call would see but its window's
+   * counts: it is closed and no call it admitted is in flight (an open, half-open or isolated circuit is
+   * never forgotten, nor a call's outcome still to come).
+   */
+  atRest(): boolean {
+    return this.currentState === 'closed' && this.inFlight === 0;
+  }
+
   /** The current state; an open circuit whose wait is over still reads `open` until the next call. */
   get state(): CircuitState {
     if (this.pendingSnapshot !== undefined) this.adoptClock(systemClock);
@@ -344,7 +360,9 @@ export class CircuitBreaker {
 
   /** The permit of a call admitted while closed (no clock needed), or -1 when not closed. */
   closedPermit(): number {
-    return this.currentState === 'closed' ? this.generation : -1;
+    if (this.currentState !== 'closed') return -1;
+    this.inFlight++;
+    return this.generation;
   }
 
   /**
@@ -353,7 +371,10 @@ export class CircuitBreaker {
    */
   tryEnter(now: number): number {
     const state = this.currentState;
-    if (state === 'closed') return this.generation;
+    if (state === 'closed') {
+      this.inFlight++;
+      return this.generation;
+    }
     if (state === 'open') {
       if (now - this.openedAt < this.openFor) return -1;
       // The fleet's circuit: one process across the fleet runs the trial (see enterShared).
@@ -364,6 +385,7 @@ export class CircuitBreaker {
     }
     if (this.trialsInFlight >= this.halfOpenMaxCalls) return -1;
     this.trialsInFlight++;
+    this.inFlight++;
     return this.generation;
   }
 
@@ -386,6 +408,7 @@ export class CircuitBreaker {
     link.fleetOpen = false;
     this.transition('halfOpen', now);
     this.trialsInFlight++;
+    this.inFlight++;
     return this.generation;
   }
 
@@ -423,6 +446,7 @@ export class CircuitBreaker {
    * belongs to the window of the moment its outcome is known (resilience4j's `SlidingTimeWindowMetrics`).
    */
   recordSuccess(permit: number, start: number): void {
+    this.inFlight--;
     if (permit !== this.generation) return;
     const now = this.outcomeTime();
     const outcome = now - start >= this.slowCallDuration ? SLOW : 0;
@@ -442,6 +466,7 @@ export class CircuitBreaker {
 
   /** Records a failure (see {@link CircuitBreaker.recordSuccess}); `isFailure → false` ignores it. */
   recordFailure(permit: number, start: number, error: unknown): void {
+    this.inFlight--;
     if (permit !== this.generation) return;
     let failure: boolean;
     try {
@@ -449,7 +474,7 @@ export class CircuitBreaker {
     } catch {
       failure = true;
     }
-    if (!failure) return this.release(permit);
+    if (!failure) return this.handBack(permit);
     if (this.currentState === 'halfOpen') {
       this.trialsInFlight--;
       this.hint = this.capHint(error);
@@ -469,6 +494,12 @@ export class CircuitBreaker {
 
   /** Gives a permit back without a sample (a local rejection or a caller abort after admission). */
   release(permit: number): void {
+    if (permit < 0) return; // an admission that never happened (a store's late refusal)
+    this.inFlight--;
+    this.handBack(permit);
+  }
+
+  private handBack(permit: number): void {
     if (permit === this.generation && this.currentState === 'halfOpen') this.trialsInFlight--;
   }
 
@@ -669,17 +700,19 @@ export class CircuitBreaker {
     if (cause === LOCAL) this.link?.transitioned(from, state);
     const events = this.events;
     if (!events.listening) return;
+    const partition = this.partition;
     if (state === 'open') {
-      events.emit({
-        type: 'circuitOpened',
+      const event = {
+        type: 'circuitOpened' as const,
         failureRate,
         slowCallRate,
         consecutiveFailures: consecutive,
         retryAfter: this.openFor,
-      });
-    } else if (state === 'halfOpen') events.emit({ type: 'circuitHalfOpened' });
-    else if (state === 'closed') events.emit({ type: 'circuitClosed' });
-    else events.emit({ type: 'circuitIsolated' });
+      };
+      events.emit(keyed(event, partition));
+    } else if (state === 'halfOpen') events.emit(keyed({ type: 'circuitHalfOpened' }, partition));
+    else if (state === 'closed') events.emit(keyed({ type: 'circuitClosed' }, partition));
+    else events.emit(keyed({ type: 'circuitIsolated' }, partition));
   }
 
   private restore(s: CircuitBreakerSnapshot): void {

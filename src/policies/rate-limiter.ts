@@ -3,6 +3,7 @@ import { Problems } from '../core/validate.js';
 import { Emitter, type Listener, type Unsubscribe } from '../events.js';
 import { StoreHealth, storeOption, type SharedRateLimiter, type Store } from '../store.js';
 import { isClock } from './circuit-breaker.js';
+import { PARTITION_HERE } from './partition.js';
 
 /** Options of the rate limiter (GCRA: exact, one number of state, no timer). */
 export interface RateLimiterOptions {
@@ -66,10 +67,12 @@ export class RateLimiter {
   readonly shared: SharedRateLimiter | undefined;
   readonly lease: number;
   readonly onStoreError: 'local' | 'allow' | 'reject';
-  /** @internal */
-  readonly events = new Emitter();
+  /** @internal (one emitter shared by every partition of a partitioned limiter) */
+  events = new Emitter();
   /** @internal */
   clock: Clock | undefined;
+  /** @internal the partition key, when this limiter is one partition of a partitioned stage. */
+  partition: string | undefined = undefined;
   private readonly health: StoreHealth | undefined;
   // Lease: tokens reserved in the store, spent here from `leaseFrom` until `leaseUntil`.
   private leaseLeft = 0;
@@ -101,7 +104,9 @@ export class RateLimiter {
         'store',
         'lease',
         'onStoreError',
+        'partition',
       ]) ?? {};
+    if (o.partition !== undefined) problems.raw(PARTITION_HERE(path));
     if (o.limit === undefined)
       problems.add(`${path}.limit`, o.limit, 'a number > 0 (calls per interval)');
     this.limit = problems.number(`${path}.limit`, o.limit, 1, { min: 0, exclusiveMin: true });
@@ -167,6 +172,14 @@ export class RateLimiter {
   /** @internal */
   adoptClock(clock: Clock): void {
     this.clock ??= clock;
+  }
+
+  /**
+   * @internal True when forgetting this limiter at `now` admits nothing it would refuse: its bucket is
+   * full again (no token spent or reserved within the last `burst` tokens' worth of time).
+   */
+  atRest(now: number): boolean {
+    return this.tat <= now * this.limit;
   }
 
   /** Takes a token at `now` if one is free; never waits. */
