@@ -191,16 +191,29 @@ export class Partitions<T extends Partitionable> {
     const p = this.map.get(key);
     if (p === undefined) return this.create(key);
     if (p !== this.head) {
-      if (p.kept) {
-        p.kept = false;
-        this.kept.delete(p);
-      } else this.unlink(p);
+      if (p.kept) return this.rejoin(p);
+      this.unlink(p);
       this.linkFirst(p);
     }
     if (this.idleAfter !== Infinity) {
       p.usedAt = now;
       this.dropIdle(now);
     }
+    return p.policy;
+  }
+
+  /**
+   * A kept partition is used again: it rejoins the LRU order as the most recent, and makes room there as
+   * a new partition does (the least recently used at rest are evicted).
+   */
+  private rejoin(p: Partition<T>): T {
+    const now = (this.clock ?? systemClock).now();
+    p.kept = false;
+    this.kept.delete(p);
+    this.linkFirst(p);
+    p.usedAt = now;
+    while (this.map.size - this.kept.size > this.maxPartitions && this.tail !== p)
+      this.evict(this.tail!, now);
     return p.policy;
   }
 

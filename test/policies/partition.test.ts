@@ -247,6 +247,7 @@ describe('partition: rate limiter and bulkhead per key', () => {
 
   it('each stage has its own key: a breaker per host, a limit per tenant', async () => {
     const call = resilient(async (host: string, tenant: string) => `${host}/${tenant}`, {
+      clock: new ManualClock(),
       circuitBreaker: { partition: { by: (host) => host } },
       rateLimiter: { limit: 1, partition: { by: (_host, tenant) => tenant } },
     });
@@ -260,6 +261,7 @@ describe('partition: rate limiter and bulkhead per key', () => {
 
   it('a policy shares its partitions between the functions it wraps; execute() keys on no arguments', async () => {
     const policy = resilient({
+      clock: new ManualClock(),
       rateLimiter: { limit: 1, partition: { by: (tenant?: string) => tenant ?? 'none' } },
     });
     const one = policy(async (tenant: string) => tenant);
