@@ -61,6 +61,18 @@ class Call implements DeadlineEntry {
   // native one (toPromise), which calls a handler once, so this guard only holds against a bug of ours.
   readonly onOk = (value: unknown): unknown => this.p?.fastOk(this, value);
   readonly onError = (error: unknown): unknown => this.p?.fastError(this, error);
+  /**
+   * The outer promise's executor (timed calls), made once per pooled Call: the resolving functions go
+   * straight into this object. Through a module-level `capture` they were written twice (a module
+   * variable, then here), each a write barrier for a young function stored into an old object.
+   */
+  readonly executor = (
+    resolve: (value: unknown) => void,
+    reject: (reason: unknown) => void,
+  ): void => {
+    this.resolve = resolve;
+    this.reject = reject;
+  };
   readonly onTimedOk = (value: unknown): void => this.p?.timedOk(this, value);
   readonly onTimedError = (error: unknown): void => this.p?.timedError(this, error);
   /** A timer of this call's own, used instead of the shared deadline queue while someone listens. */
@@ -75,27 +87,36 @@ function acquireCall(): Call {
   return pool.length > 0 ? pool.pop()! : new Call();
 }
 
+/**
+ * Drops what a pooled Call refers to, so that it keeps nothing of its last call alive. A field that the
+ * call left as it found it is not written again: on the hot path (few arguments, no task) most are, and
+ * every store costs. `invoke` sets every field anyway when the Call is taken again.
+ */
 function releaseCall(c: Call): void {
   c.p = undefined;
-  c.thisArg = undefined;
-  c.a0 = c.a1 = c.a2 = c.a3 = undefined;
-  c.rest = undefined;
-  c.task = undefined;
-  c.attempt = undefined;
-  c.entry = undefined;
-  c.breaker = undefined;
-  c.bulkhead = undefined;
+  if (c.thisArg !== undefined) c.thisArg = undefined;
+  if (c.argc !== 0) {
+    c.a0 = c.a1 = c.a2 = c.a3 = undefined;
+    c.rest = undefined;
+  }
+  if (c.task !== undefined) {
+    c.task = undefined;
+    c.attempt = undefined;
+  }
+  if (c.entry !== undefined) c.entry = undefined;
+  if (c.breaker !== undefined) c.breaker = undefined;
+  if (c.bulkhead !== undefined) c.bulkhead = undefined;
   c.resolve = undefined;
   c.reject = undefined;
   c.timedOut = false;
-  c.chaos = false;
   if (pool.length < POOL_MAX) pool.push(c);
 }
 
-let capturedResolve: ((value: unknown) => void) | undefined;
 let capturedReject: ((reason: unknown) => void) | undefined;
-function capture(resolve: (value: unknown) => void, reject: (reason: unknown) => void): void {
-  capturedResolve = resolve;
+function captureReject(
+  _resolve: (value: unknown) => void,
+  reject: (reason: unknown) => void,
+): void {
   capturedReject = reject;
 }
 
@@ -107,9 +128,9 @@ function capture(resolve: (value: unknown) => void, reject: (reason: unknown) =>
  * rejects every promise refused in the same turn.
  */
 function rejectSoon(reason: unknown): Promise<never> {
-  const promise = new Promise(capture) as Promise<never>;
+  const promise = new Promise(captureReject) as Promise<never>;
   rejectQueue.push(capturedReject!, reason);
-  capturedResolve = capturedReject = undefined;
+  capturedReject = undefined;
   if (rejectQueue.length === 2) queueMicrotask(flushRejections);
   return promise;
 }
@@ -375,11 +396,8 @@ export abstract class FastPath extends SlowPath {
       if (entry !== undefined) entry.flight = observed;
       return observed;
     }
-    const outer = new Promise(capture);
+    const outer = new Promise(c.executor);
     if (entry !== undefined) entry.flight = outer;
-    c.resolve = capturedResolve;
-    c.reject = capturedReject;
-    capturedResolve = capturedReject = undefined;
     if (this.listening()) {
       // A listener (OpenTelemetry, say) reads the async context of the events it gets: the timeout
       // event must fire in this call's context, not in that of the call that armed the shared timer.
@@ -449,7 +467,7 @@ export abstract class FastPath extends SlowPath {
   private settleOuter(c: Call, failed: boolean, value: unknown): void {
     const resolve = c.resolve as (value: unknown) => void;
     const reject = c.reject as (reason: unknown) => void;
-    c.resolve = c.reject = undefined;
+    // The Call is released right after (timedOk, timedError), or, on a timeout, `expired` drops these.
     // The happy path: nothing to judge, retry or fill.
     if (!failed && !this.judgesResult && c.entry === undefined) return resolve(value);
     try {
@@ -544,6 +562,8 @@ export abstract class FastPath extends SlowPath {
     c.attempt?.abort(error);
     c.breaker?.recordFailure(c.permit, this.sampleTime(c), error);
     this.settleOuter(c, true, error);
+    // `fn` still runs and holds this Call until it settles: keep nothing of the caller's alive.
+    c.resolve = c.reject = undefined;
   }
 
   /* eslint-disable no-restricted-syntax -- slow path: a cache miss whose first attempt failed or is judged */

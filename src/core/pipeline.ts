@@ -72,6 +72,19 @@ export class Pipeline extends FastPath {
     return this.miss(cache, key, entry, thisArg, argc, a0, a1, a2, a3, rest);
   }
 
+  /** @internal A call of a wrapped function whose pipeline has no cache stage: the first attempt. */
+  callUncached(
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+  ): Promise<unknown> {
+    return this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined, undefined);
+  }
+
   /** `policy.execute(task, { signal })`: no cache (there are no arguments to key on). */
   execute(task: Task, signal: AbortSignal | undefined): Promise<unknown> {
     return this.invoke(
