@@ -44,6 +44,15 @@ const SCENARIOS = [
 const WRAPPERS = [
   { id: 'none', title: 'no wrapper', config: '`await fetch(url)`' },
   {
+    // The same work as the wrappers that cancel `fetch`, done by hand: handing `fetch` a signal is
+    // not free (Node 20's fetch registers a listener, a WeakRef and a FinalizationRegistry entry per
+    // signal), so a wrapper that passes one is compared with this row, not with the bare `fetch`.
+    id: 'timeout',
+    title: 'no wrapper, fetch timeout',
+    config: '`await fetch(url, { signal: AbortSignal.timeout(500) })`',
+    reference: true,
+  },
+  {
     id: 'bulwark',
     title: 'bulwark',
     config:
@@ -131,6 +140,8 @@ async function makeCall(wrapper, url) {
   switch (wrapper) {
     case 'none':
       return () => callDownstream(undefined);
+    case 'timeout':
+      return () => callDownstream(AbortSignal.timeout(c.attemptTimeout));
     case 'bulwark': {
       const { resilient, backoff } = await import(
         process.env.BULWARK_DIST ?? pathToFileURL(join(ROOT, 'dist', 'index.js')).href
@@ -348,6 +359,20 @@ const pct = (x) =>
 const ms = (x) => (Number.isFinite(x) ? `${x < 10 ? x.toFixed(2) : x.toFixed(0)} ms` : '—');
 const num = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '—');
 
+/**
+ * `row`'s requests/s against `base`'s in the same scenario: the median of the per-round ratios. A
+ * round measures every wrapper back to back, so a drift in the machine's speed (other processes, a
+ * 2-core machine shared by the service, the downstream and the load generator) hits both sides of a
+ * ratio; the ratio of two medians taken from different moments does not have that protection.
+ */
+function rpsRatio(row, base) {
+  const n = Math.min(row.rounds?.length ?? 0, base.rounds?.length ?? 0);
+  if (n === 0) return row.rps / base.rps;
+  return median(Array.from({ length: n }, (_, i) => row.rounds[i].rps / base.rounds[i].rps));
+}
+
+const signedPct = (x) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`;
+
 function tableRows(results) {
   const out = [];
   for (const scenario of SCENARIOS) {
@@ -356,12 +381,12 @@ function tableRows(results) {
     out.push({ header: scenario.title });
     for (const r of rows) {
       const w = WRAPPERS.find((x) => x.id === r.wrapper);
-      const vsNone = none && r !== none ? r.rps / none.rps - 1 : undefined;
+      const vsNone = none && r !== none ? rpsRatio(r, none) - 1 : undefined;
       out.push({
         cells: [
           w.title,
           num(r.rps),
-          vsNone === undefined ? '' : `${vsNone >= 0 ? '+' : ''}${(vsNone * 100).toFixed(1)} %`,
+          vsNone === undefined ? '' : signedPct(vsNone),
           ms(r.p50),
           ms(r.p99),
           ms(r.p999),
@@ -434,17 +459,25 @@ function promises(results) {
     results.rows.find((r) => r.scenario === scenario && r.wrapper === wrapper);
   const out = [];
   const none = get('healthy', 'none');
+  // The unwrapped service doing the same work: its fetch is timed out and cancelled by a signal.
+  const same = get('healthy', 'timeout');
   const ours = get('healthy', 'bulwark');
-  if (none && ours) {
-    const loss = 1 - ours.rps / none.rps;
+  if (none && same && ours) {
+    const loss = 1 - rpsRatio(ours, same);
     out.push({
-      promise: 'Healthy: bulwark serves within 3 % of the unwrapped throughput',
+      promise:
+        'Healthy: bulwark serves within 3 % of the unwrapped service that times out its fetch (`AbortSignal.timeout`, the same cancellation by hand)',
       met: loss <= 0.03,
-      text: `${(loss * 100).toFixed(1)} % fewer requests/s`,
+      text: `${signedPct(-loss)} requests/s; against a bare \`fetch(url)\` that nothing can cancel: ${signedPct(rpsRatio(ours, none) - 1)}`,
     });
   }
+  const reference = new Set(
+    WRAPPERS.filter((w) => w.id === 'none' || w.reference).map((w) => w.id),
+  );
   for (const scenario of SCENARIOS.filter((s) => s.id !== 'healthy')) {
-    const wrapped = results.rows.filter((r) => r.scenario === scenario.id && r.wrapper !== 'none');
+    const wrapped = results.rows.filter(
+      (r) => r.scenario === scenario.id && !reference.has(r.wrapper),
+    );
     const b = wrapped.find((r) => r.wrapper === 'bulwark');
     if (!b) continue;
     const others = wrapped.filter((r) => r !== b);
