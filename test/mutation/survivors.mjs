@@ -1,14 +1,23 @@
-// Lists the surviving (and uncovered) mutants of the last `npm run mutation` from its JSON report.
+// Lists the surviving (and uncovered) mutants of the last `npm run mutation` from its JSON reports (one per batch,
+// see batches.mjs).
 //
-//   node test/mutation/survivors.mjs [reports/mutation/mutation.json]
-import { readFileSync } from 'node:fs';
+//   node test/mutation/survivors.mjs [report.json ...]   (default: every reports/mutation/batch-*.json)
+import { readdirSync, readFileSync } from 'node:fs';
 
-const file = process.argv[2] ?? 'reports/mutation/mutation.json';
-const report = JSON.parse(readFileSync(file, 'utf8'));
+const given = process.argv.slice(2);
+const reports = (
+  given.length > 0
+    ? given
+    : readdirSync('reports/mutation')
+        .filter((f) => /^batch-\d+\.json$/.test(f))
+        .map((f) => `reports/mutation/${f}`)
+).map((file) => JSON.parse(readFileSync(file, 'utf8')));
 
 const totals = {};
 const rows = [];
-for (const [path, { mutants, source }] of Object.entries(report.files)) {
+for (const [path, { mutants, source }] of reports.flatMap((report) =>
+  Object.entries(report.files),
+)) {
   const lines = source.split('\n');
   for (const mutant of mutants) {
     totals[mutant.status] = (totals[mutant.status] ?? 0) + 1;
