@@ -116,8 +116,16 @@ export type ResilienceEvent =
       readonly policy: StorePolicy;
       readonly name: string;
       readonly error: unknown;
+      /** The partition key, when the policy is partitioned. */
+      readonly partition?: string;
     }
-  | { readonly type: 'storeRecovered'; readonly policy: StorePolicy; readonly name: string };
+  | {
+      readonly type: 'storeRecovered';
+      readonly policy: StorePolicy;
+      readonly name: string;
+      /** The partition key, when the policy is partitioned. */
+      readonly partition?: string;
+    };
 
 /** The `type` of each {@link ResilienceEvent}. */
 export type ResilienceEventType = ResilienceEvent['type'];

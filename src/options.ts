@@ -19,6 +19,7 @@ import {
 import { RateLimiter, type RateLimiterOptions } from './policies/rate-limiter.js';
 import { resolveRetry, type ResolvedRetry, type RetryOptions } from './policies/retry.js';
 import { resolveTimeout, type ResolvedTimeout, type TimeoutOptions } from './policies/timeout.js';
+import { isStore } from './store.js';
 
 /**
  * Options of {@link resilient}. Every stage is optional; a stage that is not configured is not built in
@@ -154,7 +155,12 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     'circuitBreaker',
     breakerPart.rest,
     CircuitBreaker,
-    (v) => new CircuitBreaker(v === true ? {} : (v as CircuitBreakerOptions), 'circuitBreaker'),
+    (v) =>
+      new CircuitBreaker(
+        v === true ? {} : (v as CircuitBreakerOptions),
+        'circuitBreaker',
+        breakerPart.partition === undefined ? undefined : 'template',
+      ),
   );
   const limiterPart = partitionOf(problems, 'rateLimiter', o.rateLimiter, RateLimiter);
   const limiter = stage(
@@ -172,25 +178,29 @@ export function resolveOptions(options: unknown): ResolvedOptions {
     Bulkhead,
     (v) => new Bulkhead(v === true ? {} : (v as number | BulkheadOptions), 'bulkhead'),
   );
+  // Each partition is made with its key and the stage's emitter before it talks to a store, so that
+  // its store keys and store events carry the key.
   const breakerPartitions = partitions(problems, 'circuitBreaker', breakerPart, breaker, (key) => {
-    const made = new CircuitBreaker(breakerPart.rest as CircuitBreakerOptions, 'circuitBreaker');
+    const made = new CircuitBreaker(breakerPart.rest as CircuitBreakerOptions, 'circuitBreaker', {
+      key,
+      events: breaker!.events,
+    });
     made.adoptClock(breaker!.clock!);
-    made.events = breaker!.events;
-    made.partition = key;
     return made;
   });
   const limiterPartitions = partitions(problems, 'rateLimiter', limiterPart, limiter, (key) => {
-    const made = new RateLimiter(limiterPart.rest as RateLimiterOptions, 'rateLimiter');
+    const made = new RateLimiter(limiterPart.rest as RateLimiterOptions, 'rateLimiter', {
+      key,
+      events: limiter!.events,
+    });
     made.adoptClock(limiter!.clock!);
-    made.events = limiter!.events;
-    made.partition = key;
     return made;
   });
   const bulkheadPartitions = partitions(problems, 'bulkhead', bulkheadPart, bulkhead, (key) => {
-    const made = new Bulkhead(bulkheadPart.rest as BulkheadOptions, 'bulkhead');
-    made.events = bulkhead!.events;
-    made.partition = key;
-    return made;
+    return new Bulkhead(bulkheadPart.rest as BulkheadOptions, 'bulkhead', {
+      key,
+      events: bulkhead!.events,
+    });
   });
   let cache: Cache | (() => Cache) | undefined;
   const first = stage(
@@ -308,8 +318,11 @@ function partitions<T extends Partitionable>(
 ): Partitions<T> | undefined {
   if (part.partition === undefined || template === undefined) return undefined;
   const rest = part.rest as Record<string, unknown>;
-  if (rest.store !== undefined)
-    problems.raw(`\`${path}.partition\` with a \`store\` is not supported yet`);
+  const store = rest.store;
+  if (isStore(store) && store.partitioned !== true)
+    problems.raw(
+      `\`${path}.partition\` needs a store that keeps partitions apart (\`partitioned: true\`, as redisStore from bulwark/redis): this one would merge every partition into one state`,
+    );
   if (rest.initialState !== undefined)
     problems.raw(
       `\`${path}.initialState\` restores one circuit; a partitioned breaker (\`${path}.partition\`) has one per key`,

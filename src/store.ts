@@ -1,5 +1,5 @@
 import type { Problems } from './core/validate.js';
-import type { Emitter } from './events.js';
+import { keyed, type Emitter } from './events.js';
 import type { StorePolicy } from './types.js';
 
 /**
@@ -11,14 +11,26 @@ import type { StorePolicy } from './types.js';
  * timeout: a store that hangs would hold the calls that wait on it.
  */
 export interface Store {
-  /** The shared state of the rate limiter called `name`. */
-  forRateLimiter(name: string): SharedRateLimiter;
-  /** The shared state of the circuit breaker called `name`. */
-  forCircuit(name: string): SharedCircuit;
+  /**
+   * The shared state of the rate limiter called `name`; with `partition`, of that partition alone (see
+   * {@link Store.partitioned}).
+   */
+  forRateLimiter(name: string, partition?: string): SharedRateLimiter;
+  /** The shared state of the circuit breaker called `name` (of its `partition`, when given). */
+  forCircuit(name: string, partition?: string): SharedCircuit;
   /** The shared entries of the cache called `name`. */
   forCache(name: string): SharedCache;
-  /** The fleet-wide slots of the bulkhead called `name` (a store without it cannot back a bulkhead). */
-  forBulkhead?(name: string): SharedBulkhead;
+  /**
+   * The fleet-wide slots of the bulkhead called `name` (of its `partition`, when given); a store
+   * without it cannot back a bulkhead.
+   */
+  forBulkhead?(name: string, partition?: string): SharedBulkhead;
+  /**
+   * True when the store keeps each `partition` of a policy apart (its own keys, its own messages): a
+   * partitioned breaker, limiter or bulkhead needs it, so that a store that ignores the argument never
+   * merges every partition into one state. `redisStore` does.
+   */
+  readonly partitioned?: boolean;
   /** After a failed command, how long the policies use their local behaviour before they try again, in ms. */
   readonly recheckAfter?: number;
 }
@@ -227,6 +239,8 @@ export class StoreHealth {
     private readonly name: string,
     /** The policy's clock (ms): when to probe an unavailable store again is a policy's time too. */
     private readonly now: () => number,
+    /** The partition key, when the policy is one partition of a partitioned stage. */
+    private readonly partition?: string,
   ) {
     const recheck = store.recheckAfter;
     this.recheckAfter = typeof recheck === 'number' && recheck >= 0 ? recheck : RECHECK_AFTER;
@@ -256,12 +270,12 @@ export class StoreHealth {
     if (!this.available) return;
     this.available = false;
     if (this.events.listening) {
-      this.events.emit({
-        type: 'storeUnavailable',
-        policy: this.policy,
-        name: this.name,
-        error,
-      });
+      this.events.emit(
+        keyed(
+          { type: 'storeUnavailable', policy: this.policy, name: this.name, error },
+          this.partition,
+        ),
+      );
     }
   }
 
@@ -269,7 +283,9 @@ export class StoreHealth {
     if (this.available) return;
     this.available = true;
     if (this.events.listening)
-      this.events.emit({ type: 'storeRecovered', policy: this.policy, name: this.name });
+      this.events.emit(
+        keyed({ type: 'storeRecovered', policy: this.policy, name: this.name }, this.partition),
+      );
   }
 }
 

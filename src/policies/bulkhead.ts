@@ -2,7 +2,7 @@ import { RingBuffer } from '../core/ring-buffer.js';
 import { Problems } from '../core/validate.js';
 import { Emitter, keyed, type Listener, type Unsubscribe } from '../events.js';
 import { storeOption, type Store } from '../store.js';
-import { PARTITION_HERE } from './partition.js';
+import { PARTITION_HERE, type PartitionRole } from './partition.js';
 import { AdaptiveLimit, resolveAdaptive, type AdaptiveOptions } from './adaptive.js';
 import { BulkheadLink } from './shared-bulkhead.js';
 
@@ -88,7 +88,12 @@ export class Bulkhead {
   private readonly queue: RingBuffer<BulkheadWaiter>;
   private rejected = 0;
 
-  constructor(options: number | BulkheadOptions = {}, path = 'bulkhead') {
+  constructor(
+    options: number | BulkheadOptions = {},
+    path = 'bulkhead',
+    /** @internal a partition of a partitioned stage (see options.ts). */
+    role?: PartitionRole,
+  ) {
     const problems = new Problems();
     const o =
       typeof options === 'number'
@@ -172,10 +177,14 @@ export class Bulkhead {
     this.queue = new RingBuffer(this.maxQueue);
     this.adaptive = adaptive === undefined ? undefined : new AdaptiveLimit(adaptive);
     this.limit = this.adaptive?.limit ?? this.maxConcurrent;
+    if (typeof role === 'object') {
+      this.partition = role.key;
+      this.events = role.events;
+    }
     this.link =
       sharedIn === undefined
         ? undefined
-        : new BulkheadLink(this, sharedIn, this.name!, this.events);
+        : new BulkheadLink(this, sharedIn, this.name!, this.events, this.partition);
   }
 
   /** Listens to this bulkhead's events (`concurrencyLimitChanged`, `storeUnavailable`, `storeRecovered`). */
@@ -188,7 +197,12 @@ export class Bulkhead {
    * queued (an adaptive limit it learned is forgotten).
    */
   atRest(): boolean {
-    return this.inFlight === 0 && this.queue.length === 0;
+    return this.inFlight === 0 && this.queue.length === 0 && (this.link?.atRest() ?? true);
+  }
+
+  /** @internal a dropped partition lets go of its fleet link (subscription, timers). */
+  dispose(): void {
+    this.link?.dispose();
   }
 
   /** Takes a slot if one is free; never waits. */

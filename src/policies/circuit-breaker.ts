@@ -4,7 +4,7 @@ import { Emitter, keyed, type Listener, type Unsubscribe } from '../events.js';
 import { Problems } from '../core/validate.js';
 import { storeOption, type Store } from '../store.js';
 import type { CircuitState } from '../types.js';
-import { PARTITION_HERE } from './partition.js';
+import { PARTITION_HERE, type PartitionRole } from './partition.js';
 import { CircuitLink } from './shared-circuit.js';
 
 export type { CircuitState } from '../types.js';
@@ -151,8 +151,10 @@ export class CircuitBreaker {
   /** @internal the partition key, when this breaker is one partition of a partitioned stage. */
   partition: string | undefined = undefined;
 
-  /** @internal the fleet link, when a `store` was given. */
+  /** @internal the fleet link, when a `store` was given (none on a partitioned stage's template). */
   readonly link: CircuitLink | undefined;
+  /** @internal whether a `store` was given. */
+  readonly shared: boolean;
   private currentState: CircuitState = 'closed';
   /** Changes on every transition: samples of an older generation are ignored. */
   private generation = 0;
@@ -181,7 +183,12 @@ export class CircuitBreaker {
   private failures = 0;
   private slow = 0;
 
-  constructor(options: CircuitBreakerOptions = {}, path = 'circuitBreaker') {
+  constructor(
+    options: CircuitBreakerOptions = {},
+    path = 'circuitBreaker',
+    /** @internal a partition of a partitioned stage, or its template (see options.ts). */
+    role?: PartitionRole,
+  ) {
     const problems = new Problems();
     const o = problems.object(path, options, KEYS) ?? {};
     this.name = typeof o.name === 'string' ? o.name : undefined;
@@ -321,7 +328,18 @@ export class CircuitBreaker {
       if (this.clock === undefined) this.pendingSnapshot = snapshot;
       else this.restore(snapshot);
     }
-    this.link = store === undefined ? undefined : new CircuitLink(this, store, this.name!);
+    this.shared = store !== undefined;
+    if (typeof role === 'object') {
+      this.partition = role.key;
+      this.events = role.events;
+    }
+    // A partitioned stage's template never talks to the store: its partitions do, each on its own keys.
+    // It asks for its circuit only so that a store refuses a bad name now, not at the first call.
+    if (store !== undefined && role === 'template') store.forCircuit(this.name!);
+    this.link =
+      store === undefined || role === 'template'
+        ? undefined
+        : new CircuitLink(this, store, this.name!, this.partition);
   }
 
   private pendingSnapshot: CircuitBreakerSnapshot | undefined = undefined;
@@ -342,7 +360,12 @@ export class CircuitBreaker {
    * never forgotten, nor a call's outcome still to come).
    */
   atRest(): boolean {
-    return this.currentState === 'closed' && this.inFlight === 0;
+    return this.currentState === 'closed' && this.inFlight === 0 && (this.link?.quiet() ?? true);
+  }
+
+  /** @internal a dropped partition stops listening to its fleet circuit. */
+  dispose(): void {
+    this.link?.dispose();
   }
 
   /** The current state; an open circuit whose wait is over still reads `open` until the next call. */
@@ -592,7 +615,7 @@ export class CircuitBreaker {
       halfOpenMaxCalls: this.halfOpenMaxCalls,
       maxRetryAfter: this.maxRetryAfter,
       isFailure: this.isFailure === CIRCUIT_BREAKER_DEFAULTS.isFailure ? 'default' : 'custom',
-      ...(this.link === undefined ? {} : { store: 'shared' }),
+      ...(this.shared ? { store: 'shared' } : {}),
     };
   }
 

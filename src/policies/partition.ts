@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from '../clock.js';
 import { callWith, type AnyFunction } from '../core/call.js';
 import { describeValue, Problems } from '../core/validate.js';
+import type { Emitter } from '../events.js';
 
 /**
  * Options of `partition`, on a circuit breaker, a rate limiter or a bulkhead given as options to
@@ -35,7 +36,16 @@ export const PARTITION_DEFAULTS = Object.freeze({ maxPartitions: 1_000, idleAfte
 /** @internal what a partitioned policy answers: whether forgetting it changes nothing a call would see. */
 export interface Partitionable {
   atRest(now: number): boolean;
+  /** Lets go of what a dropped partition holds in a store (its subscription, its timers). */
+  dispose?(): void;
 }
+
+/**
+ * @internal How a policy of a partitioned stage is made: as one partition (its key, and the stage's
+ * emitter that every partition shares), or as the stage's template, which only describes the stage and
+ * never talks to a store.
+ */
+export type PartitionRole = { readonly key: string; readonly events: Emitter } | 'template';
 
 /** @internal resolved `partition` options. */
 export interface ResolvedPartition {
@@ -260,6 +270,7 @@ export class Partitions<T extends Partitionable> {
     if (p.policy.atRest(now)) {
       this.map.delete(p.key);
       this.evicted++;
+      p.policy.dispose?.();
       return;
     }
     p.kept = true;
@@ -270,6 +281,7 @@ export class Partitions<T extends Partitionable> {
     this.kept.delete(p);
     this.map.delete(p.key);
     this.evicted++;
+    p.policy.dispose?.();
   }
 
   private linkFirst(p: Partition<T>): void {

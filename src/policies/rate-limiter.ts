@@ -3,7 +3,7 @@ import { Problems } from '../core/validate.js';
 import { Emitter, type Listener, type Unsubscribe } from '../events.js';
 import { StoreHealth, storeOption, type SharedRateLimiter, type Store } from '../store.js';
 import { isClock } from './circuit-breaker.js';
-import { PARTITION_HERE } from './partition.js';
+import { PARTITION_HERE, type PartitionRole } from './partition.js';
 
 /** Options of the rate limiter (GCRA: exact, one number of state, no timer). */
 export interface RateLimiterOptions {
@@ -91,7 +91,12 @@ export class RateLimiter {
   private rejected = 0;
   private waited = 0;
 
-  constructor(options: RateLimiterOptions, path = 'rateLimiter') {
+  constructor(
+    options: RateLimiterOptions,
+    path = 'rateLimiter',
+    /** @internal a partition of a partitioned stage (see options.ts). */
+    role?: PartitionRole,
+  ) {
     const problems = new Problems();
     const o =
       problems.object(path, options, [
@@ -153,10 +158,23 @@ export class RateLimiter {
     this.leaseSize = Math.min(this.lease, 2);
     this.clock = isClock(o.clock) ? o.clock : undefined;
     this.name = typeof o.name === 'string' ? o.name : undefined;
+    if (typeof role === 'object') {
+      this.partition = role.key;
+      this.events = role.events;
+    }
     if (sharedIn !== undefined) {
-      this.shared = sharedIn.forRateLimiter(this.name!);
-      this.health = new StoreHealth(sharedIn, this.events, 'rateLimiter', this.name!, () =>
-        (this.clock ?? systemClock).now(),
+      const partition = this.partition;
+      this.shared =
+        partition === undefined
+          ? sharedIn.forRateLimiter(this.name!)
+          : sharedIn.forRateLimiter(this.name!, partition);
+      this.health = new StoreHealth(
+        sharedIn,
+        this.events,
+        'rateLimiter',
+        this.name!,
+        () => (this.clock ?? systemClock).now(),
+        partition,
       );
     } else {
       this.shared = undefined;
@@ -176,10 +194,18 @@ export class RateLimiter {
 
   /**
    * @internal True when forgetting this limiter at `now` admits nothing it would refuse: its bucket is
-   * full again (no token spent or reserved within the last `burst` tokens' worth of time).
+   * full again (no token spent or reserved within the last `burst` tokens' worth of time). With a
+   * store, the bucket is the store's (a fresh partition finds it as it is): this process holds no lease
+   * it could still spend, asks for none, and its own share, used while the store is unavailable, is
+   * full again.
    */
   atRest(now: number): boolean {
-    return this.tat <= now * this.limit;
+    if (this.shared === undefined) return this.tat <= now * this.limit;
+    return (
+      (this.leaseLeft === 0 || now >= this.leaseUntil) &&
+      this.leasing === undefined &&
+      this.localTat <= now
+    );
   }
 
   /** Takes a token at `now` if one is free; never waits. */

@@ -63,6 +63,8 @@ export class BulkheadLink {
   private readonly waiting: SlotWait[] = [];
   private readonly tokenPrefix = `${PROCESS_ID}:${++links}:`;
   private asks = 0;
+  /** Acquire requests whose answer has not arrived. */
+  private requests = 0;
   private renewTimer: TimerHandle = undefined;
   private pollTimer: TimerHandle = undefined;
   private polling = false;
@@ -82,9 +84,36 @@ export class BulkheadLink {
     store: Store,
     name: string,
     events: Emitter,
+    /** The partition key, when the bulkhead is one partition of a partitioned stage. */
+    partition?: string,
   ) {
-    this.shared = store.forBulkhead!(name);
-    this.health = new StoreHealth(store, events, 'bulkhead', name, () => systemClock.now());
+    this.shared =
+      partition === undefined ? store.forBulkhead!(name) : store.forBulkhead!(name, partition);
+    this.health = new StoreHealth(
+      store,
+      events,
+      'bulkhead',
+      name,
+      () => systemClock.now(),
+      partition,
+    );
+  }
+
+  /**
+   * True when this process holds no fleet slot, no place in the fleet's queue, and has no request for
+   * one in flight (a partition is dropped only then: its slots are released by their calls).
+   */
+  atRest(): boolean {
+    return this.held.size === 0 && this.waiting.length === 0 && this.requests === 0;
+  }
+
+  /** A dropped partition: stop listening for freed slots, and let go of the timers. */
+  dispose(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    if (this.renewTimer !== undefined) systemClock.clearTimer(this.renewTimer);
+    if (this.pollTimer !== undefined) systemClock.clearTimer(this.pollTimer);
+    this.renewTimer = this.pollTimer = undefined;
   }
 
   /** Slots of the fleet this process holds. */
@@ -116,9 +145,11 @@ export class BulkheadLink {
       }, maxWait);
     }
     wait.asking = true;
+    this.requests++;
     this.shared.acquire(wait.token, this.request(queue)).then(
       (answer) => {
         wait.asking = false;
+        this.requests--;
         this.health.succeeded();
         if (wait.done) {
           // Cancelled or timed out meanwhile: hand back what the store gave.
@@ -132,6 +163,7 @@ export class BulkheadLink {
       },
       (error: unknown) => {
         wait.asking = false;
+        this.requests--;
         this.health.failed(error);
         // The request may still land: its place or slot lapses with its lease.
         if (!wait.done) this.finish(wait, this.fallback());

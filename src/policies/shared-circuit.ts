@@ -84,6 +84,8 @@ export class CircuitLink {
   /** Counts the fleet's messages heard. */
   private heard = 0;
   private readonly window: { readonly duration: number; readonly buckets: number };
+  private readonly unsubscribe: () => void;
+  private disposed = false;
   private readonly onTimer = (): void => {
     this.timer = undefined;
     this.flush();
@@ -99,16 +101,24 @@ export class CircuitLink {
     private readonly breaker: LinkedBreaker,
     store: Store,
     name: string,
+    /** The partition key, when the breaker is one partition of a partitioned stage. */
+    partition?: string,
   ) {
-    this.shared = store.forCircuit(name);
-    this.health = new StoreHealth(store, breaker.events, 'circuitBreaker', name, () =>
-      (breaker.clock ?? systemClock).now(),
+    this.shared =
+      partition === undefined ? store.forCircuit(name) : store.forCircuit(name, partition);
+    this.health = new StoreHealth(
+      store,
+      breaker.events,
+      'circuitBreaker',
+      name,
+      () => (breaker.clock ?? systemClock).now(),
+      partition,
     );
     this.window = {
       duration: breaker.windowType === 'time' ? breaker.windowDuration : FLEET_COUNT_WINDOW,
       buckets: BUCKETS,
     };
-    this.shared.subscribe(
+    this.unsubscribe = this.shared.subscribe(
       (state) => {
         this.heard++;
         this.apply(state, true);
@@ -135,9 +145,29 @@ export class CircuitLink {
    * trial. The probe reads the fleet's state, which it then follows.
    */
   private watchHealth(): void {
-    if (this.health.available || this.probeTimer !== undefined) return;
+    if (this.health.available || this.probeTimer !== undefined || this.disposed) return;
     const clock = this.breaker.clock ?? systemClock;
     this.probeTimer = clock.setTimer(this.onProbe, Math.max(1, this.health.recheckIn()), true);
+  }
+
+  /**
+   * True when nothing of this process's part in the fleet's circuit is under way: no sample waiting
+   * for its flush or in flight, no trial asked for (a partition is dropped only then: its samples reach
+   * the fleet's window).
+   */
+  quiet(): boolean {
+    return this.calls === 0 && !this.flushing && !this.asking && !this.trialHeld;
+  }
+
+  /** A dropped partition: stop listening to the fleet and let go of the timers. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.unsubscribe();
+    const clock = this.breaker.clock ?? systemClock;
+    if (this.timer !== undefined) clock.clearTimer(this.timer);
+    if (this.probeTimer !== undefined) clock.clearTimer(this.probeTimer);
+    this.timer = this.probeTimer = undefined;
   }
 
   /** Counts one outcome (bit 1: failure, bit 2: slow) for the next flush. */

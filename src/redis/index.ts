@@ -131,6 +131,30 @@ function policyName(name: string): string {
   return name;
 }
 
+/** Partition keys longer than this many characters go into Redis keys as their SHA-256. */
+const MAX_PARTITION_KEY_LENGTH = 128;
+
+/**
+ * The hash tag of a policy's keys: `{name}`, or for one partition `p:{name:key}` (a tag of its own, so
+ * that each partition's keys share one slot and partitions spread over a cluster). In the key, `%`,
+ * `{`, `}` and `:` are escaped as `%25`, `%7B`, `%7D`, `%3A`: a brace cannot end the tag early, and no
+ * two (name, key) pairs give the same tag (the name has no brace, the escaped key no `:`, so the last
+ * `:` splits them). A key longer than {@link MAX_PARTITION_KEY_LENGTH} is stored as `%h` and its SHA-256
+ * (base64url), which no escaped key contains: a caller's 1 MB key must not become a 1 MB Redis key.
+ */
+function hashTag(name: string, partition?: string): string {
+  if (partition === undefined) return `{${policyName(name)}}`;
+  const key =
+    partition.length > MAX_PARTITION_KEY_LENGTH
+      ? `%h${createHash('sha256').update(partition).digest('base64url')}`
+      : partition.replace(/[%{}:]/g, escapeChar);
+  return `p:{${policyName(name)}:${key}}`;
+}
+
+function escapeChar(char: string): string {
+  return char === '%' ? '%25' : char === '{' ? '%7B' : char === '}' ? '%7D' : '%3A';
+}
+
 interface Subscription {
   readonly onMessage: (message: string) => void;
   readonly onResync: () => void;
@@ -194,8 +218,11 @@ export class RedisStore implements Store {
     }
   }
 
-  forRateLimiter(name: string): SharedRateLimiter {
-    const key = `${this.prefix}rl:{${policyName(name)}}`;
+  /** Each partition of a partitioned policy has keys (and messages) of its own, in a slot of its own. */
+  readonly partitioned = true;
+
+  forRateLimiter(name: string, partition?: string): SharedRateLimiter {
+    const key = `${this.prefix}rl:${hashTag(name, partition)}`;
     const processes = `${key}:procs`;
     // This limiter's id in the fleet's count of active processes, sent once a second.
     const id = randomBytes(8).toString('hex');
@@ -226,8 +253,8 @@ export class RedisStore implements Store {
     };
   }
 
-  forCircuit(name: string): SharedCircuit {
-    const base = `${this.prefix}cb:{${policyName(name)}}`;
+  forCircuit(name: string, partition?: string): SharedCircuit {
+    const base = `${this.prefix}cb:${hashTag(name, partition)}`;
     const open = `${base}:open`;
     const trial = `${base}:trial`;
     const generation = `${base}:gen`;
@@ -305,7 +332,7 @@ export class RedisStore implements Store {
   }
 
   forCache(name: string): SharedCache {
-    const base = `${this.prefix}cache:{${policyName(name)}}:`;
+    const base = `${this.prefix}cache:${hashTag(name)}:`;
     const values = `${base}v`;
     const expiries = `${base}e`;
     const lock = (field: string): string => `${base}l:${field}`;
@@ -353,8 +380,8 @@ export class RedisStore implements Store {
     };
   }
 
-  forBulkhead(name: string): SharedBulkhead {
-    const base = `${this.prefix}bh:{${policyName(name)}}`;
+  forBulkhead(name: string, partition?: string): SharedBulkhead {
+    const base = `${this.prefix}bh:${hashTag(name, partition)}`;
     const keys = [`${base}:slots`, `${base}:queue`, `${base}:waiting`, `${base}:seq`];
     const channel = base;
     return {

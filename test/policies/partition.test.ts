@@ -7,10 +7,12 @@ import {
   rateLimiter,
   RateLimitedError,
   resilient,
+  resilientFetch,
   resilientSync,
   type ResilienceEvent,
   type ResilientOptions,
 } from '../../src/index.js';
+import type { Store } from '../../src/store.js';
 import { flush, ManualClock } from '../helpers/manual-clock.js';
 import { deferred, track, type Deferred } from '../helpers/promises.js';
 
@@ -611,6 +613,124 @@ describe('partition: options', () => {
     expect(call.stats().partitions).toBeUndefined();
     expect(call.stats().rateLimiter).toMatchObject({ admitted: 1 });
     expect(breaker.stats().calls).toBe(1);
+  });
+});
+
+describe('partition: with a store', () => {
+  /**
+   * A store that answers little and records which (name, partition) each policy asked for (`for`), and
+   * the commands sent on each (`run`).
+   */
+  function recordingStore(partitioned: boolean) {
+    const asked: string[] = [];
+    const never = <T>() => new Promise<T>(() => undefined);
+    const run = <T>(what: string, value: T): Promise<T> => {
+      asked.push(what);
+      return Promise.resolve(value);
+    };
+    const store: Store = {
+      partitioned,
+      forRateLimiter: (name, partition) => {
+        asked.push(`for rl ${name} ${partition}`);
+        return { reserve: () => run(`run rl ${partition}`, { granted: 1, wait: 0 }) };
+      },
+      forCircuit: (name, partition) => {
+        asked.push(`for cb ${name} ${partition}`);
+        return {
+          record: () => never(),
+          open: () => never(),
+          close: () => never(),
+          isolate: () => never(),
+          tryTrial: () => never(),
+          releaseTrial: () => never(),
+          read: () => run(`run cb ${partition}`, { state: 'closed', retryAfter: 0 }),
+          subscribe: () => () => undefined,
+        };
+      },
+      forCache: () => {
+        throw new Error('not used');
+      },
+      forBulkhead: (name, partition) => {
+        asked.push(`for bh ${name} ${partition}`);
+        return {
+          acquire: () => run(`run bh ${partition}`, 1),
+          renew: () => Promise.resolve(),
+          release: () => Promise.resolve(),
+          subscribe: () => () => undefined,
+        };
+      },
+    };
+    return { store, asked };
+  }
+
+  it('each partition asks the store for its own state; the stage itself sends nothing', async () => {
+    const { store, asked } = recordingStore(true);
+    const call = resilient(async (host: string, tenant: string) => `${host}/${tenant}`, {
+      circuitBreaker: { name: 'hosts', store, partition: { by: (host) => host } },
+      rateLimiter: { name: 'tenants', limit: 10, store, partition: { by: (_h, tenant) => tenant } },
+      bulkhead: { name: 'pools', store, partition: { by: (_h, tenant) => tenant } },
+    });
+    // The stage's template asks for handles (the store checks the names), and never uses them: no
+    // command, no subscription.
+    expect(asked).toEqual([
+      'for cb hosts undefined',
+      'for rl tenants undefined',
+      'for bh pools undefined',
+    ]);
+    asked.length = 0;
+    expect(await call('h1', 't1')).toBe('h1/t1');
+    expect(await call('h1', 't2')).toBe('h1/t2');
+    expect(asked.filter((a) => a.startsWith('for'))).toEqual([
+      'for cb hosts h1',
+      'for rl tenants t1',
+      'for bh pools t1',
+      'for rl tenants t2',
+      'for bh pools t2',
+    ]);
+    expect(asked.filter((a) => a.startsWith('run')).sort()).toEqual([
+      'run bh t1',
+      'run bh t2',
+      'run cb h1',
+      'run rl t1',
+      'run rl t2',
+    ]);
+    expect(call.describe().stages).toContainEqual(
+      expect.objectContaining({
+        stage: 'circuitBreaker',
+        store: 'shared',
+        partition: expect.anything(),
+      }),
+    );
+  });
+
+  it('resilientFetch with a store: a fleet circuit per origin', async () => {
+    const { store, asked } = recordingStore(true);
+    const http = resilientFetch({
+      retry: false,
+      circuitBreaker: { name: 'upstreams', store },
+      fetch: () => Promise.resolve(new Response('ok')),
+    });
+    await http('https://a.example/x');
+    await http('https://b.example:8443/y');
+    await http('https://a.example/z');
+    expect(asked.filter((a) => a.startsWith('for cb'))).toEqual([
+      'for cb upstreams undefined', // the stage's template (never used)
+      'for cb upstreams https://a.example',
+      'for cb upstreams https://b.example:8443',
+    ]);
+  });
+
+  it('refuses a store that does not keep partitions apart (it would merge them into one state)', () => {
+    const { store } = recordingStore(false);
+    for (const options of [
+      { circuitBreaker: { name: 'x', store, partition: byKey } },
+      { rateLimiter: { name: 'x', limit: 1, store, partition: byKey } },
+      { bulkhead: { name: 'x', store, partition: byKey } },
+    ] as ResilientOptions<[string]>[]) {
+      expect(() => resilient(async (key: string) => key, options)).toThrow(
+        'needs a store that keeps partitions apart (`partitioned: true`',
+      );
+    }
   });
 });
 
