@@ -153,8 +153,8 @@ export class CircuitBreaker {
 
   /** @internal the fleet link, when a `store` was given (none on a partitioned stage's template). */
   readonly link: CircuitLink | undefined;
-  /** @internal whether a `store` was given. */
-  readonly shared: boolean;
+  /** @internal whether a `store` was given (a partitioned stage's template has no link, but one). */
+  readonly withStore: boolean;
   private currentState: CircuitState = 'closed';
   /** Changes on every transition: samples of an older generation are ignored. */
   private generation = 0;
@@ -328,7 +328,7 @@ export class CircuitBreaker {
       if (this.clock === undefined) this.pendingSnapshot = snapshot;
       else this.restore(snapshot);
     }
-    this.shared = store !== undefined;
+    this.withStore = store !== undefined;
     if (typeof role === 'object') {
       this.partition = role.key;
       this.events = role.events;
@@ -615,7 +615,7 @@ export class CircuitBreaker {
       halfOpenMaxCalls: this.halfOpenMaxCalls,
       maxRetryAfter: this.maxRetryAfter,
       isFailure: this.isFailure === CIRCUIT_BREAKER_DEFAULTS.isFailure ? 'default' : 'custom',
-      ...(this.shared ? { store: 'shared' } : {}),
+      ...(this.withStore ? { store: 'shared' } : {}),
     };
   }
 
