@@ -82,6 +82,7 @@ export class Pipeline extends FastPath {
     a3: unknown,
     rest: unknown[] | undefined,
   ): Promise<unknown> {
+    if (this.plain) return this.invokePlain(thisArg, argc, a0, a1, a2, a3, rest);
     return this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined, undefined);
   }
 
