@@ -56,12 +56,14 @@ interface Events {
 
 /**
  * The first-connection wait of {@link ClientAdapter.firstConnection}: `ready()` says whether the client
- * is ready now, `connecting()` whether a first connection is under way; one `ready` listener at most.
+ * is ready now, `connecting()` whether a first connection is under way, and the client emits `event`
+ * when it becomes ready; one listener at most.
  */
 function firstConnection(
   client: Events,
   ready: () => boolean,
   connecting: () => boolean,
+  event = 'ready',
 ): () => Promise<void> | undefined {
   let everReady = ready();
   let waiting: Promise<void> | undefined;
@@ -73,7 +75,7 @@ function firstConnection(
     }
     if (!connecting()) return undefined;
     waiting ??= new Promise<void>((resolve) => {
-      client.once('ready', () => {
+      client.once(event, () => {
         everReady = true;
         resolve();
       });
@@ -154,13 +156,21 @@ function nodeRedisAdapter(client: NodeRedisLike): ClientAdapter {
   return {
     kind: 'node-redis',
     cluster,
-    // `connect()` called but not awaited: the socket is open, the client not ready yet. (A cluster
-    // client has no `isReady`: its commands go out at once.)
-    firstConnection: firstConnection(
-      client,
-      () => client.isReady !== false,
-      () => client.isOpen,
-    ),
+    // `connect()` called but not awaited: the socket is open, the client not ready yet. A cluster (no
+    // `isReady`) is open once `connect()` is called and knows its masters once it has connected
+    // (`connect`); it connects to a master itself before sending it a command.
+    firstConnection: cluster
+      ? firstConnection(
+          client,
+          () => Array.isArray(client.masters) && client.masters.length > 0,
+          () => client.isOpen,
+          'connect',
+        )
+      : firstConnection(
+          client,
+          () => client.isReady !== false,
+          () => client.isOpen,
+        ),
     evalsha: (sha, keys, args) => send('EVALSHA', sha, keys, args),
     eval: (source, keys, args) => send('EVAL', source, keys, args),
     subscriber(message, ready) {
