@@ -10,7 +10,7 @@ import {
 } from '../../src/index.js';
 import { redisStore, type RedisStore } from '../../src/redis/index.js';
 import { ManualClock } from '../helpers/manual-clock.js';
-import { connect, noRedis, RedisServer, sleep, until } from './server.js';
+import { connect, noRedis, RedisServer, sleep, subscribed, until } from './server.js';
 
 const fail = async (): Promise<never> => {
   throw new Error('down');
@@ -170,7 +170,7 @@ describe.skipIf(noRedis)('circuitBreaker with a Redis store', () => {
     const b = circuitBreaker({ name: shared, store: s, minimumCalls: 4, halfOpenAfter: 200 });
     const events: string[] = [];
     a.on((e) => events.push(e.type));
-    await sleep(50);
+    await subscribed(c, `bulwark:cb:{${shared}}`);
     await local.kill();
     await until(() => c.status !== 'ready', 5_000, 'disconnect');
     const fa = resilient(fail, { circuitBreaker: a });
@@ -250,7 +250,7 @@ describe.skipIf(noRedis)('circuitBreaker with a Redis store', () => {
     const a = circuitBreaker({ ...options, store: sa });
     const b = circuitBreaker({ ...options, store: sb });
     try {
-      await sleep(50); // subscribed
+      await subscribed(ca, `bulwark:cb:{${shared}}`, 2); // both stores' message connections
       await openFleet(a, b);
       await sleep(250);
       const aEvents: string[] = [];
@@ -364,7 +364,7 @@ describe.skipIf(noRedis)('circuitBreaker with a Redis store', () => {
     });
     const openKey = `bulwark:cb:{${shared}}:open`;
     const trialKey = `bulwark:cb:{${shared}}:trial`;
-    await sleep(50); // both subscribed
+    await subscribed(client, `bulwark:cb:{${shared}}`); // (both breakers share one store)
     const before = performance.now();
     const fa = resilient(fail, { circuitBreaker: a, clock: clockA });
     for (let i = 0; i < 4; i++) await fa().catch(() => undefined);
@@ -443,7 +443,7 @@ describe.skipIf(noRedis)('circuitBreaker with a Redis store', () => {
     const shared = name();
     const a = circuitBreaker({ name: shared, store, minimumCalls: 4, halfOpenAfter: 300 });
     const b = circuitBreaker({ name: shared, store, minimumCalls: 4, halfOpenAfter: 300, clock });
-    await sleep(50);
+    await subscribed(client, `bulwark:cb:{${shared}}`);
     await openFleet(a, b);
     const trialKey = `bulwark:cb:{${shared}}:trial`;
     await until(async () => (await client.exists(`bulwark:cb:{${shared}}:open`)) === 0);
@@ -472,8 +472,9 @@ describe.skipIf(noRedis)('circuitBreaker with a Redis store', () => {
     const c = await connect(local.port);
     const s = redisStore(c, { commandTimeout: 50, recheckAfter: 1_000 });
     const clock = new ManualClock();
+    const shared = name();
     const breaker = circuitBreaker({
-      name: name(),
+      name: shared,
       store: s,
       minimumCalls: 4,
       halfOpenAfter: 60_000,
@@ -482,7 +483,9 @@ describe.skipIf(noRedis)('circuitBreaker with a Redis store', () => {
     const events: string[] = [];
     breaker.on((e) => events.push(e.type));
     try {
-      await sleep(50); // subscribed
+      // Subscribed before Redis freezes (a subscription confirmed only after it wakes reads the state
+      // then: an early storeRecovered).
+      await subscribed(c, `bulwark:cb:{${shared}}`);
       local.pause();
       const fn = resilient(fail, { circuitBreaker: breaker, clock });
       for (let i = 0; i < 4; i++) await fn().catch(() => undefined);

@@ -403,6 +403,28 @@ export async function until(
   }
 }
 
+/**
+ * Resolves once `count` connections listen to `channel` (a store's message connection, one per store):
+ * a barrier for tests that need a breaker's or bulkhead's subscription confirmed before they go on. On
+ * a cluster, the subscribers of every master are counted.
+ */
+export async function subscribed(client: Redis, channel: string, count = 1): Promise<void> {
+  const nodes = (): Redis[] =>
+    CLUSTER ? (client as unknown as Cluster).nodes('master') : [client];
+  await until(
+    async () => {
+      let listening = 0;
+      for (const node of nodes()) {
+        const reply = (await node.pubsub('NUMSUB', channel)) as [string, number];
+        listening += Number(reply[1]);
+      }
+      return listening >= count;
+    },
+    10_000,
+    `${count} subscriber(s) of ${channel}`,
+  );
+}
+
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
 

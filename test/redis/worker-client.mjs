@@ -12,13 +12,33 @@ const IOREDIS_OPTIONS = {
 };
 
 /**
- * A plain ioredis connection to the server on `port`, whatever the run's client: for a worker's control
- * channel and counters, which are the test's plumbing, not what the test is about.
+ * A plain ioredis connection to the server on `port` (a Cluster client on a cluster run: a counter's key
+ * may live on any master), whatever the run's client: for a worker's control channel and counters,
+ * which are the test's plumbing, not what the test is about. (A message published on one cluster node
+ * reaches the subscribers of every node.)
  */
 export async function connectIoredis(port) {
+  if (process.env.BULWARK_REDIS_CLUSTER === '1') return connectCluster(port);
   const client = new Redis({ port, host: '127.0.0.1', ...IOREDIS_OPTIONS });
   client.on('error', () => undefined);
   await client.connect();
+  return client;
+}
+
+/** An ioredis Cluster client with every master connected. */
+async function connectCluster(port) {
+  const client = new Cluster([{ host: '127.0.0.1', port }], {
+    redisOptions: IOREDIS_OPTIONS,
+    enableOfflineQueue: false,
+    clusterRetryStrategy: () => 50,
+    lazyConnect: true,
+  });
+  client.on('error', () => undefined);
+  await client.connect();
+  // ioredis connects to a Cluster's nodes lazily, on their first command: every master is connected
+  // before the worker says it is ready, so that no first command pays for a connection.
+  while (client.nodes('master').length < 3) await new Promise((r) => setTimeout(r, 10));
+  await Promise.all(client.nodes('master').map((node) => node.ping()));
   return client;
 }
 
@@ -33,24 +53,15 @@ export async function connectWorker(port) {
       : createClient({ url, disableOfflineQueue: true, socket });
     client.on('error', () => undefined);
     await client.connect();
-    return { client, close: () => client.destroy() };
+    // close(): the commands already given (a bulkhead's fire-and-forget releases) are sent first.
+    return { client, close: () => client.close() };
   }
-  const options = IOREDIS_OPTIONS;
-  const client = cluster
-    ? new Cluster([{ host: '127.0.0.1', port }], {
-        redisOptions: options,
-        enableOfflineQueue: false,
-        clusterRetryStrategy: () => 50,
-        lazyConnect: true,
-      })
-    : new Redis({ port, host: '127.0.0.1', ...options });
+  if (cluster) {
+    const client = await connectCluster(port);
+    return { client, close: () => client.quit() };
+  }
+  const client = new Redis({ port, host: '127.0.0.1', ...IOREDIS_OPTIONS });
   client.on('error', () => undefined);
   await client.connect();
-  if (cluster) {
-    // ioredis connects to a Cluster's nodes lazily, on their first command: every master is connected
-    // before the worker says it is ready, so that no first command pays for a connection.
-    while (client.nodes('master').length < 3) await new Promise((r) => setTimeout(r, 10));
-    await Promise.all(client.nodes('master').map((node) => node.ping()));
-  }
-  return { client, close: () => client.disconnect() };
+  return { client, close: () => client.quit() };
 }
