@@ -395,13 +395,17 @@ describe.skipIf(noRedis)('circuitBreaker with a Redis store', () => {
     };
     const ga = resilient(trial, { circuitBreaker: a, clock: clockA });
     const gb = resilient(trial, { circuitBreaker: b, clock: clockB });
-    await clockA.advance(4_999);
-    await clockB.advance(4_999);
+    // Just before any process's wait can be over: a wait learnt from the open key's PTTL is shorter by
+    // at most the real time since the fleet opened (on a loaded machine, more than a few ms; a process
+    // asked at 4,999 would be told to wait that PTTL, on its own clock).
+    const notYet = 5_000 - Math.ceil(performance.now() - before) - 1;
+    await clockA.advance(notYet);
+    await clockB.advance(notYet);
     for (const g of [ga, gb]) expect(isOpenError(await g().catch((e: unknown) => e))).toBe(true);
     expect(runs).toBe(0);
     expect(await client.exists(trialKey)).toBe(0); // nobody asked for the trial yet
-    await clockA.advance(1);
-    await clockB.advance(1);
+    await clockA.advance(5_000 - notYet);
+    await clockB.advance(5_000 - notYet);
     // The fleet's open key lapses at the same moment (its PX, checked above; here by hand, as real
     // time runs at its own pace): both processes race for the trial, several calls each.
     await client.del(openKey);
