@@ -63,7 +63,7 @@ describe.skipIf(noRedis)('a cache shared by 4 processes: one computation per key
   beforeAll(async () => {
     ensureBuilt();
     server = await RedisServer.start();
-  }, 120_000);
+  }, 400_000); // a build on a loaded 2-core machine takes minutes (as in the other fleet tests)
   afterEach(() => {
     for (const w of workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
     workers = [];
