@@ -92,7 +92,7 @@ export default defineConfig({
     // The Redis suites (test/redis/) run three times: on ioredis with every other test, then on
     // node-redis, then on a 3-master Redis Cluster that test/redis/server.ts starts (through ioredis
     // Cluster). One suite, parametrised by environment: see test/redis/server.ts. Without a
-    // redis-server they run (and skip, saying why) once. npm test runs the ioredis pass only.
+    // redis-server (and redis-cli) they run (and skip, saying why) once.
     projects: [
       {
         extends: true,
@@ -106,9 +106,7 @@ export default defineConfig({
           },
         },
       },
-      // Not yet in CI: on a loaded 2-core machine the node-redis and Cluster runs still fail some of the
-      // fleet breaker and fleet bulkhead tests (see issue 11); `npm run test:redis` runs all three.
-      ...(redisHere && process.env.BULWARK_REDIS_ALL === '1' ? redisProjects : []),
+      ...(redisHere ? redisProjects : []),
     ],
     coverage: {
       provider: 'v8',
