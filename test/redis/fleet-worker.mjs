@@ -85,6 +85,12 @@ if (role === 'limit') {
   });
   let halfOpenRuns = 0;
   let runs = 0;
+  // The guarantees hold while Redis answers: a command unanswered within commandTimeout (a starved
+  // redis-server on a loaded machine) makes this process decide alone, as documented.
+  let storeTrouble = 0;
+  breaker.on((event) => {
+    if (event.type === 'storeUnavailable') storeTrouble++;
+  });
   const probe = resilient(
     async () => {
       runs++;
@@ -118,7 +124,14 @@ if (role === 'limit') {
     await sleep(10);
   }
   await sleep(200);
-  report = { openedAfter, runs, halfOpenRuns, state: breaker.state, rejectedWhileTrial };
+  report = {
+    openedAfter,
+    runs,
+    halfOpenRuns,
+    state: breaker.state,
+    rejectedWhileTrial,
+    storeTrouble,
+  };
 }
 
 process.stdout.write(`${JSON.stringify(report)}\n`);

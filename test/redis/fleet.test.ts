@@ -162,8 +162,19 @@ describe.skipIf(noRedis)('a fleet of processes on one Redis', () => {
       expect(report.openedAfter).toBeLessThan(1_000);
       expect(report.state).toBe('closed');
     }
-    // Exactly one run while half-open, in the whole fleet.
-    expect(reports.reduce((sum, r) => sum + (r.halfOpenRuns as number), 0)).toBe(1);
+    // Exactly one run while half-open, in the whole fleet, while Redis answers (README: "Guarantees,
+    // while Redis answers"). A process that saw Redis miss its commandTimeout (a redis-server starved of
+    // CPU on a loaded machine) decides alone, as documented: then each process runs at most one trial.
+    const trials = reports.reduce((sum, r) => sum + (r.halfOpenRuns as number), 0);
+    const trouble = reports.reduce((sum, r) => sum + (r.storeTrouble as number), 0);
+    if (trouble === 0) expect(trials).toBe(1);
+    else {
+      console.warn(
+        `Redis missed its commandTimeout ${trouble} time(s) in this run (a loaded machine): ${trials} trial(s), checked against one per process instead of one per fleet`,
+      );
+      expect(trials).toBeGreaterThanOrEqual(1);
+      expect(trials).toBeLessThanOrEqual(reports.length);
+    }
     const rejected = reports.flatMap((r) => r.rejectedWhileTrial as string[]);
     // (Timing decides how many calls came while the trial ran; each of them was an open circuit.)
     for (const code of rejected) expect(code).toBe('ERR_BULWARK_CIRCUIT_OPEN');
