@@ -378,6 +378,92 @@ describe('bulkhead: option validation', () => {
     }
   });
 
+  // The fleet bulkhead's own options (the store-backed behaviour is tested on a real redis-server in
+  // test/redis/fleet-bulkhead.test.ts; these checks need none).
+  const fleetStore = (withBulkhead: boolean) =>
+    ({
+      forRateLimiter: () => undefined,
+      forCircuit: () => undefined,
+      forCache: () => undefined,
+      ...(withBulkhead
+        ? {
+            forBulkhead: () => ({
+              acquire: vi.fn(() => new Promise(() => undefined)),
+              renew: vi.fn(() => Promise.resolve()),
+              release: vi.fn(() => Promise.resolve()),
+              subscribe: vi.fn(() => () => undefined),
+            }),
+          }
+        : {}),
+    }) as never;
+
+  it.each<[string, (store: never) => unknown, RegExp]>([
+    [
+      'a name that is not a string',
+      () => ({ name: 42 }),
+      /Expected `bulkhead.name` to be a string, got `42`/,
+    ],
+    [
+      'a store that cannot share bulkheads',
+      () => ({ name: 'pool', store: fleetStore(false) }),
+      /`bulkhead.store` to be a Store that shares bulkheads \(forBulkhead\)/,
+    ],
+    [
+      'slotLease without a store',
+      () => ({ slotLease: 1_000 }),
+      /`bulkhead.slotLease` applies to a bulkhead with a `store`/,
+    ],
+    [
+      'onStoreError without a store',
+      () => ({ onStoreError: 'reject' }),
+      /`bulkhead.onStoreError` applies to a bulkhead with a `store`/,
+    ],
+    [
+      'slotLease 0',
+      (store) => ({ name: 'pool', store, slotLease: 0 }),
+      /`bulkhead.slotLease` to be a number > 0, got `0`/,
+    ],
+    [
+      'slotLease -5',
+      (store) => ({ name: 'pool', store, slotLease: -5 }),
+      /`bulkhead.slotLease` to be a number > 0, got `-5`/,
+    ],
+    [
+      'onStoreError not one of the three',
+      (store) => ({ name: 'pool', store, onStoreError: 'explode' }),
+      /`bulkhead.onStoreError`.*'local'.*'allow'.*'reject'/,
+    ],
+  ])('fleet options: %s fails at wrap time naming the option', (_, options, message) => {
+    const given = options(fleetStore(true)) as BulkheadOptions;
+    expect(() => bulkhead(given)).toThrow(TypeError);
+    expect(() => bulkhead(given)).toThrow(message);
+    expect(() => resilient(() => 1, { bulkhead: given })).toThrow(message);
+  });
+
+  it('fleet options: a valid fleet bulkhead is made, and describe() shows its store settings', () => {
+    const pool = bulkhead({
+      name: 'pool',
+      maxConcurrent: 3,
+      store: fleetStore(true),
+      slotLease: 0.5,
+      onStoreError: 'reject',
+    });
+    expect(pool.describe()).toEqual({
+      stage: 'bulkhead',
+      name: 'pool',
+      maxConcurrent: 3,
+      maxQueue: 0,
+      queueTimeout: 'none',
+      store: 'shared',
+      slotLease: 0.5,
+      onStoreError: 'reject',
+    });
+    const defaults = bulkhead({ name: 'pool', store: fleetStore(true) }).describe();
+    expect(defaults).toMatchObject({ store: 'shared', slotLease: 5_000, onStoreError: 'local' });
+    // In memory: no store settings at all.
+    expect(bulkhead({ maxConcurrent: 3 }).describe()).not.toHaveProperty('store');
+  });
+
   it('accepts maxQueue 0 explicitly and maxConcurrent Infinity is refused', () => {
     expect(bulkhead({ maxQueue: 0 }).maxQueue).toBe(0);
     expect(() => bulkhead({ maxConcurrent: Infinity })).toThrow(/`bulkhead.maxConcurrent`/);
