@@ -164,15 +164,18 @@ describe.skipIf(noRedis)('a fleet of processes on one Redis', () => {
     }
     // Exactly one run while half-open, in the whole fleet, while Redis answers (README: "Guarantees,
     // while Redis answers"). A process that saw Redis miss its commandTimeout (a redis-server starved of
-    // CPU on a loaded machine) decides alone, as documented: then each process runs at most one trial.
+    // CPU on a loaded machine) decides alone, as documented: it may run one local trial of its own.
     const trials = reports.reduce((sum, r) => sum + (r.halfOpenRuns as number), 0);
     const trouble = reports.reduce((sum, r) => sum + (r.storeTrouble as number), 0);
     if (trouble === 0) expect(trials).toBe(1);
     else {
       console.warn(
-        `Redis missed its commandTimeout ${trouble} time(s) in this run (a loaded machine): ${trials} trial(s), checked against one per process instead of one per fleet`,
+        `Redis missed its commandTimeout ${trouble} time(s) in this run (a loaded machine): ${trials} trial(s), checked against one for the fleet plus one per process that saw it`,
       );
+      // The fleet's one trial, plus at most one local trial by each process that saw the store fail.
+      const troubled = reports.filter((r) => (r.storeTrouble as number) > 0).length;
       expect(trials).toBeGreaterThanOrEqual(1);
+      expect(trials).toBeLessThanOrEqual(1 + troubled);
       expect(trials).toBeLessThanOrEqual(reports.length);
     }
     const rejected = reports.flatMap((r) => r.rejectedWhileTrial as string[]);
