@@ -398,7 +398,10 @@ export class RateLimiter {
   /** ms until a token is free at `now`. */
   retryAfter(now: number): number {
     if (this.shared !== undefined) {
-      if (this.health!.available) return this.sharedRetryAfter;
+      const health = this.health!;
+      if (health.available) return this.sharedRetryAfter;
+      // 'reject': no token comes before the store is asked again (the local bucket is not in use).
+      if (this.onStoreError === 'reject') return health.recheckIn();
       const step = this.localStep;
       const next = (this.localTat > now ? this.localTat : now) + step;
       return Math.max(0, next - now - this.localBurst * step);
