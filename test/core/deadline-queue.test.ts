@@ -132,6 +132,20 @@ describe('DeadlineQueue', () => {
     expect(clock.pending({ refOnly: true })).toBe(0);
   });
 
+  it('an entry that waits across turns keeps the timer held; the turn after the last one leaves, it is released', async () => {
+    const { clock, queue } = setup();
+    const a = entry('a');
+    queue.push(a, 100);
+    await endOfTurn();
+    await endOfTurn();
+    expect(clock.pending({ refOnly: true })).toBe(1); // a still waits: the process must not exit
+    await clock.advance(50);
+    expect(clock.pending({ refOnly: true })).toBe(1);
+    queue.remove(a);
+    await endOfTurn();
+    expect(clock.pending({ refOnly: true })).toBe(0);
+  });
+
   it('entries that come and go within one turn keep the timer held: no ref/unref per entry', async () => {
     const clock = new ManualClock();
     const queue = new DeadlineQueue<Entry>(clock, () => {});
@@ -200,6 +214,18 @@ describe('DeadlineQueue with lazy stamping (the system clock: one clock read per
     expect(clock.pending()).toBe(0);
   });
 
+  it('the timer armed for an entry of this turn holds the process until that entry leaves, and no longer', async () => {
+    const { clock, queue } = lazySetup(100);
+    const a = entry('a');
+    queue.push(a);
+    expect(clock.pending({ refOnly: true })).toBe(1);
+    await endOfTurn();
+    expect(clock.pending({ refOnly: true })).toBe(1);
+    queue.remove(a);
+    await endOfTurn();
+    expect(clock.pending({ refOnly: true })).toBe(0);
+  });
+
   it('entries of later turns are stamped at the end of their own turn', async () => {
     const { clock, expired, queue } = lazySetup(100);
     queue.push(entry('a'));
@@ -260,7 +286,10 @@ describe('DeadlineQueue: an expiry handler that queues an entry while others wai
     });
     queue.push(entry('a'), 5);
     queue.push(entry('b'), 7);
-    await clock.advance(30);
+    await clock.advance(5);
+    expect(clock.pending()).toBe(1); // one timer for the queue, not one more for c
+    await clock.advance(25);
     expect(seen).toEqual(['a@5', 'b@7', 'c@20']);
+    expect(clock.pending()).toBe(0);
   });
 });
