@@ -251,10 +251,56 @@ describe('hedge options', () => {
       { hedge: { delay: { percentile: 0.9, min: 50, max: 10 } } },
       'Expected `hedge.delay.max` to be at least `hedge.delay.min` (50)',
     ],
+    [
+      { hedge: { delay: { percentile: 0 } } },
+      'Expected `hedge.delay.percentile` to be a number in (0, 1), such as 0.95, got `0`',
+    ],
+    [
+      { hedge: { delay: { percentile: 1 } } },
+      'Expected `hedge.delay.percentile` to be a number in (0, 1), such as 0.95, got `1`',
+    ],
+    [
+      { hedge: { delay: { percentile: '0.9' } } },
+      'Expected `hedge.delay.percentile` to be a number in (0, 1), such as 0.95, got `"0.9"`',
+    ],
+    [
+      { hedge: { delay: { percentile: 0.9, min: -1 } } },
+      'Expected `hedge.delay.min` to be a number >= 0, got `-1`',
+    ],
+    [
+      { hedge: { delay: { percentile: 0.9, max: 0 } } },
+      'Expected `hedge.delay.max` to be a number > 0 (Infinity allowed), got `0`',
+    ],
+    [
+      { hedge: { delay: null } },
+      'Expected `hedge.delay` to be a number of ms or { percentile, min?, max? }, got `null`',
+    ],
+    [{ hedge: { delay: [] } }, 'Expected `hedge.delay` to be an options object'],
+    [
+      { hedge: { delay: { percentile: 0.9, pct: 1 } } },
+      'Unknown option `hedge.delay.pct`; known options: percentile, min, max',
+    ],
     [{ hedge: { delay: 5, attempts: 2 } }, 'Unknown option `hedge.attempts`'],
     [{ hedge: 50 }, 'Expected `hedge` to be an options object'],
   ])('%j is refused', (options, message) => {
     expect(() => resilient(options as never)).toThrow(message);
+  });
+
+  it('accepts max equal to min, and no max (Infinity) for a percentile delay', () => {
+    const hedgeOf = (delay: object) =>
+      resilient({ hedge: { delay } as never })
+        .describe()
+        .stages.find((s) => s.stage === 'hedge');
+    expect(hedgeOf({ percentile: 0.9, min: 10, max: 10 })).toMatchObject({
+      delay: { percentile: 0.9, min: 10, max: 10 },
+      maxHedgedAttempts: 1,
+    });
+    expect(hedgeOf({ percentile: 0.5, max: Infinity })).toMatchObject({
+      delay: { percentile: 0.5, min: 0, max: 'none' },
+    });
+    expect(hedgeOf({ percentile: 0.5 })).toMatchObject({
+      delay: { percentile: 0.5, min: 0, max: 'none' },
+    });
   });
 
   it('describe() shows hedging between retry and the circuit breaker', () => {
