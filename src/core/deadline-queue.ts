@@ -130,7 +130,10 @@ export class DeadlineQueue<E extends DeadlineEntry> {
   }
 
   private arm(deadline: number, now: number): void {
-    this.timer = setTimer(this.clock, this.fire, Math.max(0, deadline - now));
+    // Rounded up: host timers count whole ms (Node truncates 237.6 to 237), and a timer that fires
+    // before the head's deadline only re-arms for the rest, which costs the expiry another timer and
+    // another turn of the event loop (on a busy service, a turn is milliseconds).
+    this.timer = setTimer(this.clock, this.fire, Math.max(0, Math.ceil(deadline - now)));
     this.held = true;
   }
 

@@ -174,6 +174,31 @@ describe('DeadlineQueue', () => {
   });
 });
 
+describe('DeadlineQueue on a host whose timers count whole milliseconds (Node)', () => {
+  it('an entry with a fractional deadline expires with one timer, not early and then re-armed', async () => {
+    // Node truncates a timer's delay to whole ms (237.6 → 237, and below 1 → 1): a timer armed for
+    // the exact remainder fires before the deadline, and the queue must arm another for the rest.
+    const clock = new ManualClock();
+    let timers = 0;
+    const setTimer = clock.setTimer.bind(clock);
+    clock.setTimer = (callback, ms, unref) => {
+      timers++;
+      return setTimer(callback, ms >= 1 ? Math.trunc(ms) : 1, unref);
+    };
+    const expired: string[] = [];
+    const queue = new DeadlineQueue<Entry>(clock, (e) => expired.push(`${e.name}@${clock.now()}`));
+    const [a, b] = [entry('a'), entry('b')];
+    queue.push(a, 100);
+    queue.push(b, 337.6);
+    await clock.advance(100);
+    expect(expired).toEqual(['a@100']);
+    expect(timers).toBe(2); // a's, then one re-armed for b
+    await clock.advance(238);
+    expect(expired).toEqual(['a@100', 'b@338']);
+    expect(timers).toBe(2);
+  });
+});
+
 describe('DeadlineQueue with lazy stamping (the system clock: one clock read per turn)', () => {
   function lazySetup(duration = 100) {
     const clock = new ManualClock();
