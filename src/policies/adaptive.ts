@@ -220,18 +220,6 @@ export class AdaptiveLimit {
     return this.set(next);
   }
 
-  /** Starts over: a probe, then `initialLimit`. */
-  reset(): void {
-    this.estimate = this.options.initialLimit;
-    this.noLoadLatency = Number.NaN;
-    this.probing = true;
-    this.probeStart = Number.NEGATIVE_INFINITY;
-    this.probeCount = 0;
-    this.nextProbeAt = Number.POSITIVE_INFINITY;
-    this.resetWindow();
-    this.limit = this.options.minLimit;
-  }
-
   get isProbing(): boolean {
     return this.probing;
   }

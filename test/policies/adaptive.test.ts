@@ -178,6 +178,88 @@ describe('AdaptiveLimit', () => {
     expect(limit.limit).toBe(Math.round(51 * 0.9));
   });
 
+  /** A limit past its first probe, which measured a no-load latency of `noLoad` ms. */
+  const probed = (options: object, noLoad = 10) => {
+    const limit = new AdaptiveLimit(resolve(options));
+    for (let i = 0; i < PROBE_SAMPLES; i++) limit.sample(0, noLoad, false);
+    return limit;
+  };
+
+  it('the no-load latency of an even number of probe samples is the mean of the middle two', () => {
+    const limit = new AdaptiveLimit(resolve({}));
+    for (let i = 0; i < PROBE_SAMPLES; i++) limit.sample(i, i + (i % 2 === 0 ? 10 : 20), false);
+    expect(PROBE_SAMPLES % 2).toBe(0);
+    expect(limit.noLoadLatency).toBe(15);
+  });
+
+  it('gradient2: latency twice the no-load value moves the limit by the documented formula', () => {
+    const limit = probed({ initialLimit: 20 });
+    expect(limit.limit).toBe(20);
+    limit.started(20); // busy
+    const before = limit.adjustments;
+    // The window is max(16, limit) samples: 20 here; the 20th adjusts.
+    for (let i = 0; i < 19; i++) expect(limit.sample(0, 20, false)).toBe(false);
+    expect(limit.adjustments).toBe(before);
+    expect(limit.sample(0, 20, false)).toBe(true);
+    // gradient = 10 / 20 = 0.5; 0.8 × 20 + 0.2 × (20 × 0.5 + √20 / 4) = 18.22…
+    expect(limit.limit).toBe(Math.round(0.8 * 20 + 0.2 * (20 * 0.5 + Math.sqrt(20) / 4)));
+    expect(limit.limit).toBe(18);
+  });
+
+  it('gradient2: the gradient is clamped at 0.5 however slow the calls, and 1 at no-load latency or below', () => {
+    const slow = probed({ initialLimit: 100 });
+    slow.started(100);
+    for (let i = 0; i < 100; i++) slow.sample(0, 1_000, false); // 100× the no-load latency
+    expect(slow.limit).toBe(Math.round(0.8 * 100 + 0.2 * (100 * 0.5 + Math.sqrt(100) / 4)));
+    const fast = probed({ initialLimit: 100 });
+    fast.started(100);
+    for (let i = 0; i < 100; i++) fast.sample(0, 0, false); // instant calls: no gradient below 1
+    expect(fast.limit).toBe(Math.round(0.8 * 100 + 0.2 * (100 + Math.sqrt(100) / 4)));
+  });
+
+  it('gradient2: a window that used at most half the limit never raises it', () => {
+    const limit = probed({ initialLimit: 100 });
+    limit.started(50); // exactly half: not busy
+    for (let i = 0; i < 100; i++) limit.sample(0, 10, false);
+    expect(limit.limit).toBe(100);
+    limit.started(51);
+    for (let i = 0; i < 100; i++) limit.sample(0, 10, false);
+    expect(limit.limit).toBe(Math.round(0.8 * 100 + 0.2 * (100 + Math.sqrt(100) / 4)));
+  });
+
+  it('aimd backs off when the median latency exceeds tolerance × no-load, not at it', () => {
+    const at = probed({ algorithm: 'aimd', initialLimit: 20 }); // tolerance 1.2: 12 ms
+    at.started(20);
+    for (let i = 0; i < 20; i++) at.sample(0, 12, false);
+    expect(at.limit).toBe(21);
+    const above = probed({ algorithm: 'aimd', initialLimit: 20 });
+    above.started(20);
+    for (let i = 0; i < 20; i++) above.sample(0, 12.5, false);
+    expect(above.limit).toBe(18);
+  });
+
+  it('probes again once probeInterval has passed (at it, not after), at minLimit; never with Infinity', () => {
+    const limit = probed({ minLimit: 2, initialLimit: 20, probeInterval: 1_000 }); // probe ended at 10
+    limit.sample(500, 1_009, false);
+    expect(limit.isProbing).toBe(false);
+    expect(limit.sample(1_000, 1_010, false)).toBe(true);
+    expect(limit.isProbing).toBe(true);
+    expect(limit.limit).toBe(2);
+    const never = probed({ initialLimit: 20, probeInterval: Infinity });
+    never.sample(0, 1e12, false);
+    expect(never.isProbing).toBe(false);
+  });
+
+  it('the limit stays within minLimit and maxLimit whatever the estimate', () => {
+    const up = probed({ algorithm: 'aimd', minLimit: 2, initialLimit: 10, maxLimit: 10 });
+    up.started(10);
+    for (let i = 0; i < 16; i++) up.sample(0, 10, false);
+    expect(up.limit).toBe(10);
+    const down = probed({ algorithm: 'aimd', minLimit: 9, initialLimit: 10, maxLimit: 20 });
+    for (let i = 0; i < 16; i++) down.sample(0, 10, true);
+    expect(down.limit).toBe(9);
+  });
+
   it('does not grow while the service uses less than half of its limit', () => {
     const limit = new AdaptiveLimit(resolve({ algorithm: 'aimd', initialLimit: 50 }));
     for (let i = 0; i < PROBE_SAMPLES; i++) limit.sample(0, 10, false);
@@ -212,9 +294,32 @@ describe('adaptive bulkhead options', () => {
     [{ adaptive: { tolerance: 0.5 } }, 'Expected `bulkhead.adaptive.tolerance`'],
     [{ adaptive: { probeInterval: 0 } }, 'Expected `bulkhead.adaptive.probeInterval`'],
     [{ adaptive: { limit: 3 } }, 'Unknown option `bulkhead.adaptive.limit`'],
+    [{ adaptive: 5 }, 'Expected `bulkhead.adaptive` to be an options object'],
+    [
+      { adaptive: { maxLimit: 0 } },
+      'Expected `bulkhead.adaptive.maxLimit` to be an integer >= 1, got `0`',
+    ],
+    [
+      { adaptive: { initialLimit: 2.5 } },
+      'Expected `bulkhead.adaptive.initialLimit` to be an integer >= 1, got `2.5`',
+    ],
+    [
+      { adaptive: { minLimit: 5, initialLimit: 4 } },
+      'Expected `bulkhead.adaptive.initialLimit` to be between `minLimit` (5) and `maxLimit` (1000), got `4`',
+    ],
     [{ adaptive: true, maxConcurrent: 5 }, 'no `maxConcurrent` with `bulkhead.adaptive`'],
   ])('%j is refused with a message naming the option', (options, message) => {
     expect(() => bulkhead(options as never)).toThrow(message);
+  });
+
+  it('adaptive: false is no adaptive limit (a plain bulkhead)', () => {
+    expect(bulkhead({ adaptive: false, maxConcurrent: 5 }).describe()).toMatchObject({
+      maxConcurrent: 5,
+    });
+    expect(bulkhead({ adaptive: false, maxConcurrent: 5 }).describe().adaptive).toBeUndefined();
+    expect(bulkhead({ adaptive: { probeInterval: Infinity } }).describe()).toMatchObject({
+      adaptive: { probeInterval: Infinity },
+    });
   });
 
   it('accepts true, an algorithm name or options, and describes them', () => {
