@@ -146,6 +146,14 @@ export class MemoryFleetStore implements Store {
     };
   }
 
+  /** How many listen to the circuit's or the bulkhead's messages now. */
+  listeners(name: string): number {
+    return (
+      (this.circuits.get(name)?.subscribers.size ?? 0) +
+      (this.bulkheads.get(name)?.subscribers.size ?? 0)
+    );
+  }
+
   /** Sets the fleet's trial slot as another process would (`token` for `ms`). */
   holdTrial(name: string, token: string, ms: number): void {
     this.circuit(name).trial = { token, until: this.clock.now() + ms };
@@ -168,7 +176,8 @@ export class MemoryFleetStore implements Store {
     const run = <T>(command: FleetCommand, args: unknown[], body: () => T): Promise<T> =>
       this.run(command, key, args, body);
     return {
-      record: (counts, window) => run('record', [counts, window], () => this.record(c, counts, window)),
+      record: (counts, window) =>
+        run('record', [counts, window], () => this.record(c, counts, window)),
       open: (ms, force) => run('open', [ms, force], () => this.open(c, ms, force)),
       close: () =>
         run('close', [], () => {
@@ -184,7 +193,8 @@ export class MemoryFleetStore implements Store {
           c.trial = undefined;
           this.publish(c, { state: 'isolated', retryAfter: Infinity });
         }),
-      tryTrial: (token, limit) => run('tryTrial', [token, limit], () => this.tryTrial(c, token, limit)),
+      tryTrial: (token, limit) =>
+        run('tryTrial', [token, limit], () => this.tryTrial(c, token, limit)),
       releaseTrial: (token) =>
         run('releaseTrial', [token], () => {
           if (this.liveTrial(c)?.token !== token) return;
@@ -321,7 +331,7 @@ export class MemoryFleetStore implements Store {
     const id = (bucket: number): string => `${c.generation}:${bucket}`;
     if (counts.calls > 0) {
       let slot = c.window.get(b % n);
-      if (slot === undefined || slot.id !== id(b)) {
+      if (slot?.id !== id(b)) {
         slot = { id: id(b), calls: 0, failures: 0, slow: 0 };
         c.window.set(b % n, slot);
       }
@@ -369,7 +379,10 @@ export class MemoryFleetStore implements Store {
   }
 
   private tryTrial(c: CircuitKeys, token: string, limit: number): number {
-    const ttl = Math.max(1, Math.ceil(Math.min(this.trialTimeout, limit + 2 * this.commandTimeout)));
+    const ttl = Math.max(
+      1,
+      Math.ceil(Math.min(this.trialTimeout, limit + 2 * this.commandTimeout)),
+    );
     const open = this.liveOpen(c);
     if (open?.isolated === true) return Infinity;
     if (open !== undefined) return Math.max(1, open.until - this.clock.now());

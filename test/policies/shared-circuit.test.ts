@@ -4,7 +4,6 @@ import {
   CircuitOpenError,
   circuitBreaker,
   resilient,
-  type CircuitBreaker,
   type CircuitBreakerOptions,
   type ResilienceEvent,
 } from '../../src/index.js';
@@ -351,7 +350,6 @@ describe('shared circuit: following the fleet', () => {
     await settled();
     expect(b.breaker.state).toBe('closed');
   });
-
 });
 
 describe('shared circuit: one trial per fleet', () => {
@@ -404,7 +402,7 @@ describe('shared circuit: one trial per fleet', () => {
     expect(b.breaker.state).toBe('closed');
   });
 
-  it("a trial holds the slot for its own time limit plus two command timeouts, at most trialTimeout", async () => {
+  it('a trial holds the slot for its own time limit plus two command timeouts, at most trialTimeout', async () => {
     const { clock, store, member, settled } = fleet({ trialTimeout: 10_000, commandTimeout: 50 });
     const a = member();
     await settled();
@@ -612,7 +610,7 @@ describe('shared circuit: while the store is out of reach', () => {
     expect(a.types().filter((t) => t === 'storeRecovered')).toHaveLength(1);
   });
 
-  it('an open breaker probes the store every recheckAfter, traffic or not, and follows the fleet then', async () => {
+  it('an open breaker probes the store every recheckAfter, traffic or not, and follows the fleet it reads', async () => {
     const { clock, store, member, settled, count } = fleet({ recheckAfter: 500 });
     const a = member({ halfOpenAfter: 60_000 });
     const b = member({ halfOpenAfter: 60_000 });
@@ -625,21 +623,30 @@ describe('shared circuit: while the store is out of reach', () => {
     await clock.advance(499);
     await settled();
     expect(count('read')).toBe(reads);
-    await clock.advance(1); // the probe fails too: the next in 500 ms
+    await clock.advance(1); // the probe: it fails too
     await settled();
     expect(count('read')).toBe(reads + 1);
     store.mode = 'answer';
-    b.breaker.isolate(); // the fleet moves on meanwhile (a misses the message: its read is what counts)
+    store.dropMessages = true;
+    b.breaker.isolate(); // the fleet moves on; a misses the message
     await settled();
+    expect(a.breaker.state).toBe('open');
+    await clock.advance(499);
+    await settled();
+    expect(count('read')).toBe(reads + 1);
+    await clock.advance(1); // the next probe reads the fleet, and a follows it
+    await settled();
+    expect(count('read')).toBe(reads + 2);
     expect(a.breaker.state).toBe('isolated');
-    // (a heard the message: it follows at once.) Now a reset of the fleet that a misses:
-    store.mode = 'fail';
-    await clock.advance(500);
+    expect(a.types()).toEqual([
+      'circuitOpened',
+      'storeUnavailable',
+      'storeRecovered',
+      'circuitIsolated',
+    ]);
+    await clock.advance(5_000);
     await settled();
-    store.mode = 'answer';
-    await clock.advance(500);
-    await settled();
-    expect(a.types().filter((t) => t === 'storeRecovered').length).toBeGreaterThanOrEqual(1);
+    expect(count('read')).toBe(reads + 2); // available: no more probes
   });
 
   it('a due trial runs locally in each process while the store fails (one per process)', async () => {
@@ -683,7 +690,7 @@ describe('shared circuit: while the store is out of reach', () => {
     expect(call.status).toBe('fulfilled');
   });
 
-  it('a caller that gives up while the store hangs rejects at once; the late failure is the store\'s trouble', async () => {
+  it("a caller that gives up while the store hangs rejects at once; the late failure is the store's trouble", async () => {
     const { clock, store, member, settled } = fleet();
     const a = member();
     await settled();
@@ -704,6 +711,69 @@ describe('shared circuit: while the store is out of reach', () => {
   });
 });
 
+describe('shared circuit: partitions', () => {
+  it('a partition whose samples have not reached the fleet is kept; then it is dropped and stops listening', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryFleetStore(clock);
+    const call = resilient((tenant: string) => Promise.resolve(tenant), {
+      clock,
+      circuitBreaker: { name: 'api', store, partition: { by: (t: string) => t, maxPartitions: 1 } },
+    });
+    await call('a');
+    await call('b');
+    await flush();
+    expect(store.listeners('api:p:a')).toBe(1);
+    // Both have a sample waiting for its batch: neither is at rest.
+    expect(call.stats().partitions?.circuitBreaker).toMatchObject({ count: 2, kept: 1 });
+    await clock.advance(100);
+    await flush();
+    expect(store.commands.filter((c) => c.command === 'record').map((c) => c.name)).toEqual([
+      'api:p:a',
+      'api:p:b',
+    ]);
+    await call('c');
+    expect(call.stats().partitions?.circuitBreaker?.count).toBe(1);
+    expect(store.listeners('api:p:a')).toBe(0);
+    expect(store.listeners('api:p:b')).toBe(0);
+    expect(store.listeners('api:p:c')).toBe(1);
+  });
+
+  it('a partition asking for the trial slot is not dropped until its answer came', async () => {
+    const clock = new ManualClock();
+    const store = new MemoryFleetStore(clock);
+    const call = resilient(
+      (tenant: string, ok = true) =>
+        ok ? Promise.resolve(tenant) : Promise.reject(new Error('x')),
+      {
+        clock,
+        circuitBreaker: {
+          name: 'api',
+          store,
+          minimumCalls: 2,
+          halfOpenAfter: 1_000,
+          partition: { by: (t: string) => t, maxPartitions: 1 },
+        },
+      },
+    );
+    for (let i = 0; i < 2; i++) await call('a', false).catch(() => undefined);
+    await flush();
+    await clock.advance(1_000);
+    store.modes.set('tryTrial', 'hang');
+    const trial = track(call('a'));
+    await flush();
+    await call('b');
+    await clock.advance(100);
+    await flush();
+    await call('c');
+    // a asks for its trial: kept (a dropped partition's late grant would hold the slot for nobody).
+    expect(store.listeners('api:p:a')).toBe(1);
+    store.modes.delete('tryTrial');
+    store.resume();
+    await flush();
+    expect(trial.status).toBe('fulfilled');
+  });
+});
+
 describe('shared circuit: describe() and stats()', () => {
   it('describes a shared breaker, and its stats follow the fleet', async () => {
     const { clock, member, settled } = fleet();
@@ -715,8 +785,9 @@ describe('shared circuit: describe() and stats()', () => {
     await openFrom(a, settled);
     await clock.advance(250);
     expect(b.breaker.stats()).toMatchObject({ state: 'open', retryAfter: 750, calls: 0 });
-    expect(resilient(() => Promise.resolve(1), { clock, circuitBreaker: b.breaker }).stats())
-      .toMatchObject({ circuitBreaker: { state: 'open', retryAfter: 750 } });
+    expect(
+      resilient(() => Promise.resolve(1), { clock, circuitBreaker: b.breaker }).stats(),
+    ).toMatchObject({ circuitBreaker: { state: 'open', retryAfter: 750 } });
   });
 });
 
