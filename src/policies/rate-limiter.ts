@@ -36,10 +36,20 @@ export interface RateLimiterOptions {
   lease?: number;
   /**
    * With a store: what to do while the store is unreachable or slow. `'local'` applies this process's
-   * share of the limit (`limit / N`, N the processes the store last counted), starting from an empty
-   * bucket; `'allow'` admits every call; `'reject'` rejects every call. The default value is `'local'`.
+   * share of the limit (`limit / N`, N the processes the store last counted, at least
+   * `expectedProcesses`), starting from an empty bucket; `'allow'` admits every call; `'reject'` rejects
+   * every call. The default value is `'local'`.
    */
   onStoreError?: 'local' | 'allow' | 'reject';
+  /**
+   * With a store: the fewest processes this process assumes share the limit while it acts locally
+   * (`onStoreError: 'local'`). Its share is then `limit / max(N, expectedProcesses)` (and the burst
+   * share `burst / max(N, expectedProcesses)`), N the processes the store last counted, or 1 before the
+   * store ever answered: so a fleet of 20 processes that starts while Redis is down admits the limit,
+   * not 20 times it, when each says `expectedProcesses: 20`. A positive integer. The default value is
+   * `1` (a process that never reached the store takes the whole limit).
+   */
+  expectedProcesses?: number;
 }
 
 export const RATE_LIMITER_DEFAULTS = Object.freeze({
@@ -47,6 +57,7 @@ export const RATE_LIMITER_DEFAULTS = Object.freeze({
   maxWait: 0,
   lease: 1,
   onStoreError: 'local' as const,
+  expectedProcesses: 1,
 });
 
 /**
@@ -67,6 +78,8 @@ export class RateLimiter {
   readonly shared: SharedRateLimiter | undefined;
   readonly lease: number;
   readonly onStoreError: 'local' | 'allow' | 'reject';
+  /** With a store: the fewest processes assumed to share the limit while acting locally. */
+  readonly expectedProcesses: number;
   /** @internal (one emitter shared by every partition of a partitioned limiter) */
   events = new Emitter();
   /** @internal */
@@ -83,7 +96,8 @@ export class RateLimiter {
   private leaseUntil = 0;
   private leasing: Promise<unknown> | undefined = undefined;
   private sharedRetryAfter = 0;
-  // While the store is unavailable: this process's share of the limit (GCRA in ms, from empty).
+  // While the store is unavailable: this process's share of the limit (GCRA in ms, from empty), among
+  // max(the processes the store last counted, expectedProcesses).
   private processes = 1;
   private localTat = -Infinity;
   private tat = -Infinity;
@@ -109,6 +123,7 @@ export class RateLimiter {
         'store',
         'lease',
         'onStoreError',
+        'expectedProcesses',
         'partition',
       ]) ?? {};
     if (o.partition !== undefined) problems.raw(PARTITION_HERE(path));
@@ -154,6 +169,15 @@ export class RateLimiter {
       ['local', 'allow', 'reject'],
       RATE_LIMITER_DEFAULTS.onStoreError,
     );
+    this.expectedProcesses = problems.number(
+      `${path}.expectedProcesses`,
+      o.expectedProcesses,
+      RATE_LIMITER_DEFAULTS.expectedProcesses,
+      { min: 1, integer: true },
+    );
+    if (o.expectedProcesses !== undefined && store === undefined)
+      problems.raw(`\`${path}.expectedProcesses\` applies to a limiter with a \`store\``);
+    this.processes = this.expectedProcesses;
     problems.throwIfAny(path === 'rateLimiter' ? 'Invalid rateLimiter options' : undefined);
     this.leaseSize = Math.min(this.lease, 2);
     this.clock = isClock(o.clock) ? o.clock : undefined;
@@ -323,7 +347,8 @@ export class RateLimiter {
     }
     health.succeeded();
     const processes = reservation.processes;
-    if (processes !== undefined && processes >= 1) this.processes = processes;
+    if (processes !== undefined && processes >= 1)
+      this.processes = Math.max(processes, this.expectedProcesses);
     if ('retryAfter' in reservation) {
       // A lease that landed meanwhile may hold a token for this caller.
       now = clock.now();
@@ -455,7 +480,12 @@ export class RateLimiter {
       maxWait: this.maxWait,
       ...(this.shared === undefined
         ? {}
-        : { store: 'shared', lease: this.lease, onStoreError: this.onStoreError }),
+        : {
+            store: 'shared',
+            lease: this.lease,
+            onStoreError: this.onStoreError,
+            expectedProcesses: this.expectedProcesses,
+          }),
     };
   }
 }

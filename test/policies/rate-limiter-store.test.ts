@@ -395,6 +395,7 @@ describe('rate limiter with a store: while the store is out of reach', () => {
       store: 'shared',
       lease: 5,
       onStoreError: 'reject',
+      expectedProcesses: 1,
     });
   });
 

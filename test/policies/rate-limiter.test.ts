@@ -387,4 +387,96 @@ describe('rate limiter: a store that fails (local fallback)', () => {
     await expect(at).resolves.toBe(600);
     expect(waiting.stats()).toMatchObject({ admitted: 2, waited: 1 });
   });
+  describe('expectedProcesses: the fewest processes assumed to share the limit while acting locally', () => {
+    it('a process that never reached the store takes limit / expectedProcesses (and its burst share)', async () => {
+      const { call, clock, started, limiter } = setup({
+        name: 'api',
+        limit: 40,
+        store: failingStore(),
+        expectedProcesses: 4,
+      });
+      await Promise.allSettled(Array.from({ length: 5 }, () => call('a')));
+      expect(started).toHaveLength(0); // the local bucket starts empty
+      expect(limiter.retryAfter(clock.now())).toBe(100); // 40 / 4 = 10 a second, not 40
+      await clock.advance(900); // up to the probe (recheckAfter 1 s)
+      await Promise.allSettled(Array.from({ length: 40 }, () => call('b')));
+      expect(started).toHaveLength(9); // a quarter of the 36 the whole limit would have admitted
+      // A quiet process saves up a quarter of the burst (10), not the whole burst (40).
+      await clock.advance(120_000);
+      await Promise.allSettled(Array.from({ length: 40 }, () => call('c')));
+      expect(started).toHaveLength(9 + 10);
+    });
+
+    it('a larger count from the store wins; a smaller one does not go below expectedProcesses', async () => {
+      const counted8 = setup({
+        name: 'api',
+        limit: 40,
+        store: failingStore(1, 8),
+        expectedProcesses: 4,
+      });
+      await counted8.call('granted');
+      await Promise.allSettled(Array.from({ length: 5 }, () => counted8.call('a')));
+      expect(counted8.limiter.retryAfter(counted8.clock.now())).toBe(200); // 40 / 8 = 5 a second
+      await counted8.clock.advance(800);
+      await Promise.allSettled(Array.from({ length: 40 }, () => counted8.call('b')));
+      expect(counted8.started).toHaveLength(1 + 4);
+
+      const counted2 = setup({
+        name: 'api',
+        limit: 40,
+        store: failingStore(1, 2),
+        expectedProcesses: 4,
+      });
+      await counted2.call('granted');
+      await Promise.allSettled(Array.from({ length: 5 }, () => counted2.call('a')));
+      expect(counted2.limiter.retryAfter(counted2.clock.now())).toBe(100); // max(2, 4) = 4
+      await counted2.clock.advance(800);
+      await Promise.allSettled(Array.from({ length: 40 }, () => counted2.call('b')));
+      expect(counted2.started).toHaveLength(1 + 8);
+    });
+
+    it('defaults to 1 and shows in describe()', () => {
+      const store = failingStore();
+      expect(rateLimiter({ name: 'a', limit: 1, store }).describe()).toMatchObject({
+        store: 'shared',
+        expectedProcesses: 1,
+      });
+      expect(
+        rateLimiter({ name: 'a', limit: 1, store, expectedProcesses: 20 }).describe(),
+      ).toMatchObject({ expectedProcesses: 20 });
+      expect(rateLimiter({ limit: 1 }).describe()).not.toHaveProperty('expectedProcesses');
+    });
+
+    it.each<[string, unknown, RegExp]>([
+      ['0', 0, /Expected `rateLimiter.expectedProcesses` to be an integer >= 1, got `0`/],
+      ['-2', -2, /`rateLimiter.expectedProcesses` to be an integer >= 1, got `-2`/],
+      ['2.5', 2.5, /`rateLimiter.expectedProcesses` to be an integer >= 1, got `2.5`/],
+      [
+        'Infinity',
+        Infinity,
+        /`rateLimiter.expectedProcesses` to be an integer >= 1, got `Infinity`/,
+      ],
+      [
+        'a string',
+        '4',
+        /`rateLimiter.expectedProcesses` to be an integer >= 1, got `"4"` \(string\)/,
+      ],
+    ])('expectedProcesses %s fails at wrap time naming the option', (_, value, message) => {
+      const options = { name: 'a', limit: 1, store: failingStore(), expectedProcesses: value };
+      expect(() => rateLimiter(options as RateLimiterOptions)).toThrow(TypeError);
+      expect(() => rateLimiter(options as RateLimiterOptions)).toThrow(message);
+      expect(() => resilient(() => 1, { rateLimiter: options as RateLimiterOptions })).toThrow(
+        message,
+      );
+    });
+
+    it('expectedProcesses without a store fails at wrap time', () => {
+      const message = /`rateLimiter.expectedProcesses` applies to a limiter with a `store`/;
+      expect(() => rateLimiter({ limit: 1, expectedProcesses: 2 })).toThrow(TypeError);
+      expect(() => rateLimiter({ limit: 1, expectedProcesses: 2 })).toThrow(message);
+      expect(() => resilient(() => 1, { rateLimiter: { limit: 1, expectedProcesses: 2 } })).toThrow(
+        message,
+      );
+    });
+  });
 });

@@ -312,6 +312,57 @@ describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
       },
     );
 
+    it('a fleet that starts while Redis is down: with expectedProcesses 2, two processes admit the limit together, not twice it', async () => {
+      const local = await RedisServer.start();
+      const clients = [await connect(local.port), await connect(local.port)];
+      await local.kill();
+      for (const c of clients) await until(() => c.status !== 'ready', 2_000, 'disconnect');
+      try {
+        // Two processes (each its own store and health) that have never heard from Redis.
+        const shared = name();
+        const fleet = clients.map((c) => {
+          const limiter = rateLimiter({
+            name: shared,
+            limit: 20,
+            store: redisStore(c, { commandTimeout: 100, recheckAfter: 200 }),
+            expectedProcesses: 2,
+          });
+          const fn = resilient(async () => 1, { rateLimiter: limiter });
+          const events: string[] = [];
+          fn.on((e) => events.push(e.type));
+          return { limiter, fn, events };
+        });
+        expect(fleet[0]!.limiter.describe()).toMatchObject({ expectedProcesses: 2 });
+        // Both buckets start empty when their first command goes unanswered, at or after `start`.
+        const start = performance.now();
+        const admitted = [0, 0];
+        for (let round = 0; round < 12; round++) {
+          const results = await Promise.all(
+            fleet.flatMap(({ fn }, p) =>
+              Array.from({ length: 8 }, () =>
+                fn().then(
+                  () => p,
+                  () => -1,
+                ),
+              ),
+            ),
+          );
+          for (const p of results) if (p >= 0) admitted[p]!++;
+          await sleep(100);
+        }
+        const elapsed = performance.now() - start;
+        for (const { events } of fleet) expect(events).toContain('storeUnavailable');
+        // Each process: limit / max(1, 2) = 10 a second from its empty bucket, so at most
+        // floor(10 × elapsed / 1000) each, the limit × elapsed for the fleet (without the option, each
+        // process would take the whole limit: twice that).
+        for (const n of admitted) expect(n).toBeLessThanOrEqual(Math.floor((10 * elapsed) / 1_000));
+        expect(admitted[0]! + admitted[1]!).toBeLessThanOrEqual((20 * elapsed) / 1_000);
+      } finally {
+        for (const c of clients) c.disconnect();
+        await local.stop();
+      }
+    });
+
     it('a stall does not release a burst per process: each earns tokens at the limit from the stall on', async () => {
       // Two processes' limiters (each its own store health), default commandTimeout (50 ms).
       const shared = name();
