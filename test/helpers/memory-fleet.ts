@@ -12,7 +12,8 @@ import type {
 export type FleetStoreMode =
   | 'answer' // at once (after `latency` ms of the clock, when set)
   | 'fail' // rejects (Redis down; after `latency` ms: a command timeout)
-  | 'hang'; // never answers until `release()` (fails) or `resume()` (runs and answers)
+  | 'hang' // never answers until `release()` (fails) or `resume()` (runs and answers)
+  | 'stall'; // runs at once, but its reply waits for `resume()` (a reply slow to come back)
 
 export type FleetCommand =
   | 'record'
@@ -246,6 +247,15 @@ export class MemoryFleetStore implements Store {
   private run<T>(command: FleetCommand, name: string, args: unknown[], body: () => T): Promise<T> {
     this.commands.push({ command, name, at: this.clock.now(), args });
     const mode = this.modes.get(command) ?? this.mode;
+    if (mode === 'stall') {
+      const result = body();
+      return new Promise<T>((resolve, reject) => {
+        this.hanging.push({
+          run: () => resolve(result),
+          fail: () => reject(new Error('store timed out')),
+        });
+      });
+    }
     if (mode === 'hang') {
       return new Promise<T>((resolve, reject) => {
         this.hanging.push({

@@ -268,6 +268,9 @@ describe('fleet bulkhead: slots and the queue', () => {
     expect(f.started()).toEqual(['a1']);
     await advance(1); // b's poll, 250 ms after it queued
     expect(f.started()).toEqual(['a1', 'b1']);
+    const asked = f.count('acquire');
+    await advance(10 * BULKHEAD_POLL);
+    expect(f.count('acquire')).toBe(asked); // nobody waits: no more polls
   });
 
   it('a reconnection wakes the waiters (messages may have been missed)', async () => {

@@ -352,6 +352,59 @@ describe('shared circuit: following the fleet', () => {
   });
 });
 
+describe('shared circuit: stale replies', () => {
+  it('a state read that a message overtook is not applied', async () => {
+    const { store, member, settled } = fleet();
+    const a = member();
+    const b = member();
+    await settled();
+    await openFrom(a, settled);
+    store.modes.set('read', 'stall');
+    store.reconnect(); // b reads the fleet: open; the reply is slow
+    await settled();
+    store.modes.delete('read');
+    a.breaker.reset(); // the fleet closes; b hears it first
+    await settled();
+    expect(b.breaker.state).toBe('closed');
+    store.resume(); // the stale 'open' reply
+    await settled();
+    expect(b.breaker.state).toBe('closed');
+  });
+
+  it("a state read sent before this process's own reset is not applied", async () => {
+    const { store, member, settled } = fleet();
+    const a = member();
+    const b = member();
+    await settled();
+    await openFrom(a, settled);
+    store.modes.set('read', 'stall');
+    store.reconnect();
+    await settled();
+    store.modes.delete('read');
+    store.dropMessages = true; // b learns nothing but its own action and the stale reply
+    b.breaker.reset();
+    await settled();
+    store.resume();
+    await settled();
+    expect(b.breaker.state).toBe('closed');
+  });
+
+  it("an opening's reply that arrives after this process's own isolate() does not undo it", async () => {
+    const { store, member, settled } = fleet();
+    const a = member();
+    await settled();
+    store.modes.set('open', 'stall');
+    await times(4, () => a.fail()); // trips; the fleet opens, the reply is slow
+    await settled();
+    store.modes.delete('open');
+    a.breaker.isolate();
+    await settled();
+    store.resume();
+    await settled();
+    expect(a.breaker.state).toBe('isolated');
+  });
+});
+
 describe('shared circuit: one trial per fleet', () => {
   it('one process runs the trial, the others reject; its success closes every process', async () => {
     const { clock, store, member, settled, count } = fleet();
