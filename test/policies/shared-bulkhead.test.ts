@@ -252,6 +252,48 @@ describe('fleet bulkhead: slots and the queue', () => {
     expect(f.store.bulkheadKeys('api').queue).toEqual([]);
   });
 
+  it('a slot freed while a poll is in flight is asked for again at once, not at the next poll', async () => {
+    const f = fleet();
+    const a = f.member({ maxConcurrent: 1, maxQueue: 5 });
+    const b = f.member({ maxConcurrent: 1, maxQueue: 5 });
+    a.call('a1');
+    await flush();
+    b.call('b1');
+    await flush();
+    f.store.modes.set('acquire', 'stall'); // b's next ask runs (still queued), its reply is slow
+    f.store.dropMessages = true;
+    await advance(BULKHEAD_POLL);
+    f.store.modes.delete('acquire');
+    f.store.dropMessages = false;
+    await a.end('a1'); // the free message arrives while b's poll is in flight
+    f.store.resume(); // 'still queued': b asks again at once
+    await flush();
+    expect(f.started()).toEqual(['a1', 'b1']);
+    expect(f.log[1]!.start).toBe(BULKHEAD_POLL);
+  });
+
+  it('a waiter whose place lapsed and that finds the queue full is rejected, never run past the limit', async () => {
+    const f = fleet();
+    const a = f.member({ maxConcurrent: 1, maxQueue: 1, slotLease: 600 });
+    const b = f.member({ maxConcurrent: 1, maxQueue: 1, slotLease: 600 });
+    const c = f.member({ maxConcurrent: 1, maxQueue: 1, slotLease: 600 });
+    a.call('a1');
+    await flush();
+    const waiting = b.call('b1');
+    await flush();
+    f.store.mode = 'hang'; // a stalled Redis: b's renewals and polls wait (a's lease is renewed below)
+    await advance(700); // b1's place lapsed (600 ms without a renewal)
+    f.store.mode = 'answer';
+    await f.store.forBulkhead('api').renew(f.store.bulkheadKeys('api').holders, 600); // (a's slot stays held)
+    c.call('c1'); // takes the fleet's one place in the queue
+    await flush();
+    f.store.resume(); // b's poll finds b1 gone from the queue, and no room
+    await flush();
+    expect(waiting.status).toBe('rejected');
+    expect((waiting.reason as BulkheadRejectedError).reason).toBe('full');
+    expect(f.most).toBe(1);
+  });
+
   it('a lost message is made up for by a poll every 250 ms', async () => {
     const f = fleet();
     const a = f.member({ maxConcurrent: 1, maxQueue: 5 });

@@ -250,6 +250,7 @@ describe('shared circuit: following the fleet', () => {
     await openFrom(a, settled);
     expect(b.breaker.state).toBe('closed');
     await clock.advance(400);
+    store.modes.set('record', 'hang'); // b learns the fleet's state from its opening's reply alone
     await times(4, () => b.fail());
     await settled();
     expect(b.breaker.state).toBe('open');
@@ -331,6 +332,23 @@ describe('shared circuit: following the fleet', () => {
     store.reconnect();
     await settled();
     expect(b.breaker.state).toBe('open');
+  });
+
+  it('an isolated process keeps its isolation against an open state it reads (only a message moves it)', async () => {
+    const { store, member, settled } = fleet();
+    const a = member();
+    const b = member();
+    await settled();
+    b.breaker.isolate();
+    await settled();
+    store.dropMessages = true; // b misses what follows
+    a.breaker.reset();
+    await settled();
+    await openFrom(a, settled);
+    store.dropMessages = false;
+    store.reconnect(); // b reads 'open'
+    await settled();
+    expect(b.breaker.state).toBe('isolated');
   });
 
   it('a reset missed while disconnected is followed on reconnection by an isolated process', async () => {
@@ -596,6 +614,25 @@ describe('shared circuit: one trial per fleet', () => {
     a.pending[0]!.resolve('ok');
     await settled();
     expect(trial.status).toBe('fulfilled');
+  });
+
+  it("an opening message that arrives during this process's trial does not cut the trial short", async () => {
+    const { clock, store, member, settled } = fleet();
+    store.messageLatency = 1_001; // a's own opening comes back very late
+    const a = member();
+    await settled();
+    await times(4, () => a.fail());
+    await clock.advance(1_000);
+    const trial = a.held(); // a holds the fleet's trial slot
+    await settled();
+    expect(a.breaker.state).toBe('halfOpen');
+    await clock.advance(1); // the old 'open' message arrives
+    expect(a.breaker.state).toBe('halfOpen');
+    a.pending[0]!.resolve('ok');
+    await settled();
+    expect(trial.status).toBe('fulfilled');
+    expect(a.breaker.state).toBe('closed');
+    expect(store.circuitKeys('api').state).toBe('closed');
   });
 
   it('a caller that gives up while the slot request hangs rejects at once; a late grant is kept for the next call', async () => {
