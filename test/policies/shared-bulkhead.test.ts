@@ -489,6 +489,24 @@ describe('fleet bulkhead: while the store is out of reach', () => {
     expect(b.types()).toEqual(['storeUnavailable']);
   });
 
+  it('while the store is unavailable a fleet slot is not released (its lease ends it), until a probe is due', async () => {
+    const f = fleet({ recheckAfter: 500 });
+    const a = f.member({ maxConcurrent: 2, slotLease: 1_000 });
+    a.call('a1'); // a fleet slot
+    await flush();
+    f.store.mode = 'fail';
+    a.call('a2'); // fails: the store is unavailable; a2 runs on a local slot
+    await flush();
+    f.store.mode = 'answer';
+    await a.end('a1');
+    expect(f.count('release')).toBe(0);
+    expect(f.store.bulkheadKeys('api').holders).toHaveLength(1);
+    await advance(500);
+    a.call('a3'); // the probe: the store answers again
+    await flush();
+    expect(a.types()).toEqual(['storeUnavailable', 'storeRecovered']);
+  });
+
   it('a release that fails is the store trouble; the slot lapses with its lease', async () => {
     const f = fleet();
     const a = f.member({ maxConcurrent: 1, slotLease: 1_000 });
