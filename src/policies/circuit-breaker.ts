@@ -168,6 +168,10 @@ export class CircuitBreaker {
   /** Permits handed out and not yet recorded or released: calls in flight, whatever the state. */
   private inFlight = 0;
   private consecutive = 0;
+  /** True when an outcome needs its time: a time window, or slow calls to tell (set once). */
+  private readonly timed: boolean;
+  /** True when the window was filled without a check since (a restored snapshot): the next sample checks. */
+  private unchecked = false;
   // Count window.
   private readonly outcomes: Uint8Array;
   private cursor = 0;
@@ -317,6 +321,7 @@ export class CircuitBreaker {
     if (o.partition !== undefined) problems.raw(PARTITION_HERE(path));
     problems.throwIfAny(path === 'circuitBreaker' ? 'Invalid circuitBreaker options' : undefined);
 
+    this.timed = windowType === 'time' || this.slowCallDuration !== Infinity;
     this.outcomes = new Uint8Array(windowType === 'count' ? size : 0);
     this.bucketSize = duration / TIME_BUCKETS;
     const buckets = windowType === 'time' ? TIME_BUCKETS : 0;
@@ -461,7 +466,7 @@ export class CircuitBreaker {
    * need it (a count window without `slowCallDuration` reads no clock).
    */
   private outcomeTime(): number {
-    return this.windowType === 'time' || this.slowCallDuration !== Infinity ? this.now() : 0;
+    return this.timed ? this.now() : 0;
   }
 
   /**
@@ -480,11 +485,15 @@ export class CircuitBreaker {
       return;
     }
     this.consecutive = 0;
-    this.add(outcome, now);
-    this.link?.sample(outcome);
     // Every sample is checked, a fast success too: the one that brings the window to `minimumCalls`
     // may find the failure rate already over the threshold (resilience4j checks on every outcome).
-    this.check();
+    // But a fast success on a full count window only replaces its oldest sample: the window's calls
+    // stay, its failure and slow-call counts cannot rise, and the check after the previous sample
+    // found them within the thresholds (the circuit is closed), so the check could not trip it.
+    const quiet = outcome === 0 && this.filled === this.windowSize && !this.unchecked;
+    this.add(outcome, now);
+    this.link?.sample(outcome);
+    if (!quiet) this.check();
   }
 
   /** Records a failure (see {@link CircuitBreaker.recordSuccess}); `isFailure → false` ignores it. */
@@ -680,6 +689,7 @@ export class CircuitBreaker {
 
   /** Opens the circuit when a limit is reached; the window was just rotated to now by `add`. */
   private check(): void {
+    this.unchecked = false;
     if (this.consecutive >= this.consecutiveFailureLimit)
       return this.transition('open', this.now());
     if (this.calls < this.minimumCalls) return;
@@ -764,6 +774,7 @@ export class CircuitBreaker {
       });
     }
     this.consecutive = s.consecutiveFailures;
+    this.unchecked = true;
     if (s.state === 'open' || s.state === 'halfOpen') {
       // A half-open snapshot restarts as open with no wait left: the next call is a trial.
       // Capped as a hint is: a snapshot is input from outside the process.

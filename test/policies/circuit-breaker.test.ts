@@ -872,6 +872,53 @@ describe('circuit breaker: toJSON and initialState', () => {
     expect(restored.toJSON().outcomes).toEqual([0, 2, 3]);
   });
 
+  it('a closed snapshot over the threshold opens on its next sample, a success included', () => {
+    vi.spyOn(Date, 'now').mockReturnValue(0);
+    const snapshot: CircuitBreakerSnapshot = {
+      version: 1,
+      state: 'closed',
+      retryAfter: 0,
+      savedAt: 0,
+      consecutiveFailures: 0,
+      outcomes: [1, 1, 1],
+    };
+    const clock = new ManualClock();
+    const restored = circuitBreaker({
+      clock,
+      window: { type: 'count', size: 3 },
+      minimumCalls: 3,
+      failureRateThreshold: 0.5,
+      initialState: snapshot,
+    });
+    expect(restored.state).toBe('closed');
+    // The success replaces a failure on a full window: 2 of 3 calls failed, over the threshold.
+    restored.recordSuccess(restored.tryEnter(clock.now()), clock.now());
+    expect(restored.state).toBe('open');
+  });
+
+  it('successes on a full window keep a closed circuit closed, and a failure still trips it', () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({
+      clock,
+      window: { type: 'count', size: 4 },
+      minimumCalls: 4,
+      failureRateThreshold: 0.5,
+    });
+    const record = (ok: boolean): void => {
+      const permit = breaker.tryEnter(clock.now());
+      if (ok) breaker.recordSuccess(permit, clock.now());
+      else breaker.recordFailure(permit, clock.now(), boom);
+    };
+    for (let i = 0; i < 10; i++) record(true);
+    record(false);
+    expect(breaker.state).toBe('closed'); // 1 of 4
+    record(true);
+    record(true); // the failure is still in the window: 1 of 4
+    expect(breaker.state).toBe('closed');
+    record(false); // 2 of 4
+    expect(breaker.state).toBe('open');
+  });
+
   it('round-trips a time window, dropping buckets that aged out', async () => {
     const now = vi.spyOn(Date, 'now').mockReturnValue(50_000);
     const options = { window: { type: 'time' as const, duration: 1_000 }, minimumCalls: 100 };
