@@ -72,12 +72,18 @@ describe.skipIf(noRedis)('circuitBreaker with a Redis store', () => {
     const fa = resilient(ok, { circuitBreaker: a });
     const fb = resilient(ok, { circuitBreaker: b });
     for (let i = 0; i < 30; i++) await Promise.all([fa(), fb()]);
-    await sleep(250);
-    const window = await client.hgetall(`bulwark:cb:{${a.name!}}:w`);
-    let calls = 0;
-    for (const [field, value] of Object.entries(window))
-      if (field.endsWith(':c')) calls += Number(value);
-    expect(calls).toBe(60);
+    const fleetCalls = async (): Promise<number> => {
+      const window = await client.hgetall(`bulwark:cb:{${a.name!}}:w`);
+      let calls = 0;
+      for (const [field, value] of Object.entries(window))
+        if (field.endsWith(':c')) calls += Number(value);
+      return calls;
+    };
+    // Batches leave every 100 ms (later on a loaded machine): wait for them, then check that every
+    // sample arrived once.
+    await until(async () => (await fleetCalls()) >= 60, 10_000, 'the batches in Redis');
+    await sleep(150); // (one more batch period: a sample sent twice would show)
+    expect(await fleetCalls()).toBe(60);
     expect(a.state).toBe('closed');
     expect(b.state).toBe('closed');
   });

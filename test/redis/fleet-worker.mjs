@@ -28,7 +28,8 @@ let report;
 if (role === 'limit') {
   // `loops` callers, each calling again at once for `duration` ms (no sleep; a rejected caller only
   // lets the event loop turn, as a caller fed by I/O would, instead of starving it in microtasks):
-  // the times of the admitted calls, and each stretch of time this process acted locally (store
+  // the times of the admitted calls (when each ran, and when it was made: its token was granted in
+  // between, however late a busy event loop read the reply), and each stretch of time this process acted locally (store
   // unavailable), from the oldest call in flight when it noticed (the unanswered command was sent no
   // earlier), with the share of the limit it then applied (limit / processes Redis last counted).
   const limiter = rateLimiter({
@@ -55,14 +56,17 @@ if (role === 'limit') {
     }
   });
   const admitted = [];
+  const made = [];
   let rejected = 0;
   const start = await barrier();
   const end = start + options.duration;
   const loop = async (i) => {
     while (Date.now() < end) {
-      inFlight[i] = Date.now();
+      const at = Date.now();
+      inFlight[i] = at;
       try {
         admitted.push(await fn());
+        made.push(at);
       } catch {
         rejected++;
         await new Promise(setImmediate);
@@ -73,7 +77,7 @@ if (role === 'limit') {
   await Promise.all(Array.from({ length: loops }, (_, i) => loop(i)));
   const stop = Date.now();
   if (down !== undefined) episodes.push([down, stop, share]);
-  report = { start, stop, admitted, rejected, episodes };
+  report = { start, stop, admitted, made, rejected, episodes };
 } else if (role === 'open' || role === 'watch') {
   // `open` fails calls until its breaker opens; `watch` makes no call and waits to hear of it. Then,
   // past halfOpenAfter, every process calls a slow function that counts the runs made half-open.

@@ -89,7 +89,9 @@ describe.skipIf(noRedis)('rateLimiter with a Redis store', () => {
 
   it('a lease takes several tokens in one round trip and spends them locally; its size follows demand', async () => {
     const shared = name();
-    const limiter = rateLimiter({ name: shared, limit: 20, lease: 5, store });
+    // 20 a minute: a lease of 2 lasts 6 s (`lease × interval / limit`), so a loaded machine's pauses
+    // between these calls do not outlast it (at 20/s it lasted 100 ms, and a late call asked again).
+    const limiter = rateLimiter({ name: shared, limit: 20, interval: 60_000, lease: 5, store });
     const fn = resilient(async () => 1, { rateLimiter: limiter });
     const key = `bulwark:rl:{${shared}}`;
     await fn(); // a round trip: a first lease of 2, 1 spent

@@ -275,6 +275,8 @@ async function connectIoredis(port: number): Promise<Redis> {
       redisOptions: options,
       enableOfflineQueue: false,
       clusterRetryStrategy: () => 50,
+      // A loaded machine can take longer than ioredis's default 1 s to answer CLUSTER SLOTS.
+      slotsRefreshTimeout: 10_000,
       lazyConnect: true,
     });
     cluster.on('error', () => undefined);

@@ -25,21 +25,35 @@ export async function connectIoredis(port) {
   return client;
 }
 
-/** An ioredis Cluster client with every master connected. */
+/**
+ * An ioredis Cluster client with every master connected. On a loaded machine the first `CLUSTER SLOTS`
+ * can take longer than ioredis's default 1 s (`connect()` then fails with "None of startup nodes is
+ * available"): it gets 10 s, and a failed start is tried again (this is the worker's setup, before its
+ * barrier, not what any test measures).
+ */
 async function connectCluster(port) {
-  const client = new Cluster([{ host: '127.0.0.1', port }], {
-    redisOptions: IOREDIS_OPTIONS,
-    enableOfflineQueue: false,
-    clusterRetryStrategy: () => 50,
-    lazyConnect: true,
-  });
-  client.on('error', () => undefined);
-  await client.connect();
-  // ioredis connects to a Cluster's nodes lazily, on their first command: every master is connected
-  // before the worker says it is ready, so that no first command pays for a connection.
-  while (client.nodes('master').length < 3) await new Promise((r) => setTimeout(r, 10));
-  await Promise.all(client.nodes('master').map((node) => node.ping()));
-  return client;
+  for (let attempt = 1; ; attempt++) {
+    const client = new Cluster([{ host: '127.0.0.1', port }], {
+      redisOptions: IOREDIS_OPTIONS,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: () => 50,
+      slotsRefreshTimeout: 10_000,
+      lazyConnect: true,
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      // ioredis connects to a Cluster's nodes lazily, on their first command: every master is
+      // connected before the worker says it is ready, so that no first command pays for a connection.
+      while (client.nodes('master').length < 3) await new Promise((r) => setTimeout(r, 10));
+      await Promise.all(client.nodes('master').map((node) => node.ping()));
+      return client;
+    } catch (error) {
+      client.disconnect();
+      if (attempt === 5) throw error;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
 
 /** Resolves with `{ client, close }` connected to the server (or cluster node) on `port`. */
