@@ -325,6 +325,7 @@ export class CircuitLink {
   async askTrial(limit: number): Promise<boolean | undefined> {
     if (!this.health.usable()) return undefined;
     this.asking = true;
+    const heard = this.heard;
     try {
       const token = this.tokenPrefix + String(++this.asks);
       const wait = await this.guard(() => this.shared.tryTrial(token, limit));
@@ -339,7 +340,9 @@ export class CircuitLink {
         this.apply({ state: 'closed', retryAfter: 0 }, true);
         return false;
       }
-      if (wait > 0) this.nextTrialAt = this.now() + wait;
+      // A message heard meanwhile (on its own connection) may be newer than this reply: the slot handed
+      // back, say, while the refusal was on its way. Then the refusal's wait is stale: ask at the next call.
+      if (wait > 0 && heard === this.heard) this.nextTrialAt = this.now() + wait;
       return wait === 0;
     } finally {
       this.asking = false;

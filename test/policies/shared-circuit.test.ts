@@ -554,6 +554,26 @@ describe('shared circuit: one trial per fleet', () => {
     expect(count('tryTrial')).toBe(2);
   });
 
+  it('a slot handed back while the refusal is on its way: the process asks again at its next call, not after the wait the refusal gave', async () => {
+    const { clock, store, member, settled, count } = fleet();
+    const a = member();
+    await settled();
+    await openFrom(a, settled);
+    await clock.advance(1_000);
+    store.holdTrial('api', 'ghost', 10_000); // a trial request that ran late, for nobody
+    store.modes.set('tryTrial', 'stall'); // the refusal (wait 10 s) is decided, its reply delayed
+    const refused = a.ok();
+    await settled();
+    // The ghost's holder hands the slot back; its message overtakes the refusal's reply.
+    await store.forCircuit('api').releaseTrial('ghost');
+    await settled();
+    store.modes.delete('tryTrial');
+    store.resume();
+    expect(await refused).toBeInstanceOf(CircuitOpenError);
+    expect(await a.ok()).toBe('ok'); // asked again at once: the slot is free
+    expect(count('tryTrial')).toBe(2);
+  });
+
   it('finding the fleet isolated when asking follows it; after a reset the next cycle asks again', async () => {
     const { clock, store, member, settled, count } = fleet();
     const a = member();
