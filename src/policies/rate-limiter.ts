@@ -98,7 +98,7 @@ export class RateLimiter {
   private sharedRetryAfter = 0;
   // While the store is unavailable: this process's share of the limit (GCRA in ms, from empty), among
   // max(the processes the store last counted, expectedProcesses).
-  private processes = 1;
+  private processes: number;
   private localTat = -Infinity;
   private tat = -Infinity;
   private admitted = 0;

@@ -6,6 +6,7 @@ import {
   RateLimitedError,
   rateLimiter,
   resilient,
+  type RateLimiter,
   type RateLimiterOptions,
   type ResilienceEvent,
 } from '../../src/index.js';
@@ -42,6 +43,23 @@ function fleet(clock = new ManualClock()) {
 
 const many = <T>(n: number, f: () => Promise<T>): Promise<T[]> =>
   Promise.all(Array.from({ length: n }, f));
+
+/**
+ * A function behind `limiter` and a one-slot bulkhead, whose calls run until `release()`: a second call
+ * while one runs takes a token, then the bulkhead refuses it.
+ */
+function behindOneSlot(clock: ManualClock, limiter: RateLimiter) {
+  const pending: (() => void)[] = [];
+  const call = resilient(() => new Promise<void>((resolve) => pending.push(resolve)), {
+    clock,
+    rateLimiter: limiter,
+    bulkhead: bulkhead({ maxConcurrent: 1 }),
+  });
+  const release = (): void => {
+    for (const resolve of pending.splice(0)) resolve();
+  };
+  return { call, release };
+}
 
 describe('rate limiter with a store: exact reservations (lease 1)', () => {
   it('asks the store for one token per call with the limit, and admits what it grants', async () => {
@@ -105,15 +123,7 @@ describe('rate limiter with a store: exact reservations (lease 1)', () => {
   it('an exact token is not given back to the store: a call the bulkhead refuses still spent it', async () => {
     const { store, clock, member } = fleet();
     const limiter = member({ limit: 2, burst: 2 }).limiter;
-    const gate = bulkhead({ maxConcurrent: 1 });
-    let release!: () => void;
-    const call = resilient(
-      () =>
-        new Promise<void>((resolve) => {
-          release = resolve;
-        }),
-      { clock, rateLimiter: limiter, bulkhead: gate },
-    );
+    const { call, release } = behindOneSlot(clock, limiter);
     const first = call();
     await flush();
     await expect(call()).rejects.toBeInstanceOf(BulkheadRejectedError);
@@ -241,15 +251,7 @@ describe('rate limiter with a store: leases', () => {
   it('a leased token a refused call did not use goes back to the lease', async () => {
     const { clock, store, member } = fleet();
     const limiter = member({ limit: 1_000, lease: 4 }).limiter;
-    const gate = bulkhead({ maxConcurrent: 1 });
-    let release!: () => void;
-    const call = resilient(
-      () =>
-        new Promise<void>((resolve) => {
-          release = resolve;
-        }),
-      { clock, rateLimiter: limiter, bulkhead: gate },
-    );
+    const { call, release } = behindOneSlot(clock, limiter);
     const first = call(); // lease of 2: one token left
     await flush();
     await expect(call()).rejects.toBeInstanceOf(BulkheadRejectedError); // took it, gave it back
