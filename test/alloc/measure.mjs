@@ -62,7 +62,9 @@ const out = { async: {}, sync: {} };
 out.async.bare = (await measureBytesPerCall(() => target(), { batch, reps })).bytesPerCall;
 for (const [name, options] of Object.entries(cases)) {
   const wrapped = resilient(target, options);
-  out.async[name] = (await measureBytesPerCall(() => wrapped(), { batch, reps })).bytesPerCall;
+  out.async[name] = (
+    await measureBytesPerCall(() => wrapped(), { batch, reps, warmup: 5 * batch })
+  ).bytesPerCall;
 }
 for (const [name, options] of Object.entries(keyedCases)) {
   const wrapped = resilient(target, options);
