@@ -165,6 +165,34 @@ describe('partition: circuit breaker per key', () => {
         .describe()
         .stages.find((s) => s.stage === 'bulkhead'),
     ).not.toHaveProperty('partition');
+    const anonymous = [(id: string): string => id][0]!;
+    expect(anonymous.name).toBe('');
+    expect(
+      resilient(async (id: string) => id, {
+        rateLimiter: { limit: 1, partition: { by: anonymous } },
+      })
+        .describe()
+        .stages.find((s) => s.stage === 'rateLimiter')?.partition,
+    ).toMatchObject({ by: '[function anonymous]' });
+  });
+
+  it('stats().byKey is a plain snapshot: its entries can be changed and deleted like any object’s', async () => {
+    const call = resilient(async (key: string) => key, {
+      rateLimiter: { limit: 10, partition: byKey },
+    });
+    await call('a');
+    await call('__proto__');
+    const stats = call.stats().partitions!.rateLimiter!.byKey as Record<string, unknown>;
+    expect(Object.keys(stats)).toEqual(['__proto__', 'a']);
+    for (const key of ['a', '__proto__'])
+      expect(Object.getOwnPropertyDescriptor(stats, key)).toMatchObject({
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    stats.a = 'mine';
+    expect(stats.a).toBe('mine');
+    expect(delete stats.a).toBe(true);
   });
 });
 
@@ -337,6 +365,87 @@ describe('partition: eviction and idle partitions', () => {
     const stats = call.stats().partitions!.circuitBreaker!;
     expect(Object.keys(stats.byKey)).toEqual(['c', 'a']);
     expect(stats).toMatchObject({ count: 2, kept: 0, evicted: 1 });
+  });
+
+  it('evicts by recency, also after a partition in the middle of the order is used again', async () => {
+    const call = resilient(async (key: string) => key, {
+      circuitBreaker: { partition: { by: (key) => key, maxPartitions: 3 } },
+    });
+    for (const key of ['a', 'b', 'c', 'b', 'd']) await call(key); // order before d: b, c, a
+    const stats = call.stats().partitions!.circuitBreaker!;
+    expect(Object.keys(stats.byKey)).toEqual(['d', 'b', 'c']); // a, the least recent, went
+    expect(stats).toMatchObject({ count: 3, evicted: 1 });
+    await call('e'); // then c
+    expect(Object.keys(call.stats().partitions!.circuitBreaker!.byKey)).toEqual(['e', 'd', 'b']);
+  });
+
+  it.each([
+    [2, ['a']],
+    [3, ['a', 'x']],
+  ])(
+    'maxPartitions %i: a kept partition used again rejoins the order without evicting what fits',
+    async (maxPartitions, busy) => {
+      const { fn, pending } = downstream();
+      const call = resilient(fn, {
+        bulkhead: { maxConcurrent: 10, partition: { by: (key) => key, maxPartitions } },
+      });
+      const held = busy.map((key) => outcome(call(key, 'hold')));
+      await call('b');
+      await call('c'); // evicts the busy ones (kept: their calls run) and b
+      const bulkheads = () => call.stats().partitions!.bulkhead!;
+      expect(bulkheads()).toMatchObject({ kept: busy.length, evicted: 1 });
+      expect(bulkheads().byKey).not.toHaveProperty('b');
+      // 'a' is used again: it rejoins; what is live still fits maxPartitions with the others kept.
+      expect(await call('a')).toBe('a');
+      expect(Object.keys(bulkheads().byKey).sort()).toEqual(['a', 'c', ...busy.slice(1)].sort());
+      expect(bulkheads()).toMatchObject({
+        count: busy.length + 1,
+        kept: busy.length - 1,
+        evicted: 1,
+      });
+      // And it is an ordinary member of the order again: used, passed over and used once more.
+      await call('c');
+      await call('a');
+      expect(Object.keys(bulkheads().byKey).slice(0, 2)).toEqual(['a', 'c']);
+      for (const p of pending) p.d.resolve(p.key);
+      await Promise.all(held);
+    },
+  );
+
+  it('a kept partition that rejoins a full order evicts the least recent at rest (maxPartitions 1)', async () => {
+    const { fn, pending } = downstream();
+    const call = resilient(fn, {
+      bulkhead: { maxConcurrent: 10, partition: { by: (key) => key, maxPartitions: 1 } },
+    });
+    const held = outcome(call('a', 'hold'));
+    await call('b'); // a kept (busy), b live
+    pending[0]!.d.resolve('a');
+    await held;
+    await call('a'); // rejoins: b goes
+    expect(call.stats().partitions!.bulkhead).toMatchObject({ count: 1, kept: 0, evicted: 1 });
+    expect(Object.keys(call.stats().partitions!.bulkhead!.byKey)).toEqual(['a']);
+  });
+
+  it('idleAfter: a partition is dropped once idle for exactly idleAfter, not before, and recent ones stay', async () => {
+    const clock = new ManualClock();
+    const call = resilient(async (key: string) => key, {
+      clock,
+      circuitBreaker: { partition: { by: (key) => key, idleAfter: 1_000 } },
+    });
+    await call('a');
+    await clock.advance(10);
+    await call('b');
+    await clock.advance(10);
+    await call('a'); // both recent
+    const keys = () => Object.keys(call.stats().partitions!.circuitBreaker!.byKey);
+    expect(keys()).toEqual(['a', 'b']);
+    await clock.advance(989); // b idle 999 ms
+    await call('a');
+    expect(keys()).toEqual(['a', 'b']);
+    await clock.advance(1); // b idle 1000 ms
+    await call('a');
+    expect(keys()).toEqual(['a']);
+    expect(call.stats().partitions!.circuitBreaker).toMatchObject({ evicted: 1 });
   });
 
   it('keeps an open circuit beyond maxPartitions until a trial closes it, then evicts it', async () => {
