@@ -206,6 +206,108 @@ describe('cache with a store: stale values', () => {
   });
 });
 
+describe('cache with a store: what stats() and the events say', () => {
+  it('a miss, a hit from the store and a call that joins one in flight here are each counted and told', async () => {
+    const { clock, member } = fleet();
+    const a = member('a');
+    const first = a.settle('k');
+    const joined = a.settle('k'); // same key, same process, while the first is in flight
+    await clock.advance(100);
+    expect(await first).toBe('k@a');
+    expect(await joined).toBe('k@a');
+    expect(a.fn).toHaveBeenCalledTimes(1);
+    await flush();
+    expect(await a.settle('k')).toBe('k@a'); // from the store
+    expect(a.events).toEqual([
+      { type: 'cacheJoined', key: 'k' }, // at once; the miss once the store has answered the first
+      { type: 'cacheMiss', key: 'k' },
+      { type: 'cacheHit', key: 'k' },
+    ]);
+    expect(a.call.stats().cache).toMatchObject({ hits: 2, misses: 1, hitRate: 2 / 3 });
+  });
+
+  it('stale values served are counted: within staleWhileRevalidate, and by staleIfError', async () => {
+    const { clock, store, member } = fleet();
+    const a = member('a', { staleWhileRevalidate: 500, staleIfError: 2_000 });
+    store.put('users', 's:stale', JSON.stringify('old'), 1_800); // kept 3 s: 200 ms past its ttl
+    store.lock('users', 's:stale', 300); // another process refreshes it
+    expect(await a.settle('stale')).toBe('old');
+    store.put('users', 's:err', JSON.stringify('older'), 1_000); // 2 s past its ttl
+    a.fail();
+    const call = a.settle('err');
+    await clock.advance(100);
+    expect(await call).toBe('older');
+    expect(a.call.stats().cache).toMatchObject({
+      hits: 1,
+      staleHits: 1,
+      misses: 1,
+      staleServed: 1,
+    });
+  });
+
+  it('a background refresh that fails is told and counted; the stale value stays and the lock is released', async () => {
+    const { clock, store, member } = fleet();
+    const a = member('a', { staleWhileRevalidate: 500 });
+    store.put('users', 's:k', JSON.stringify('old'), 200); // 300 ms past its ttl
+    a.fail();
+    expect(await a.settle('k')).toBe('old'); // takes the lock, refreshes in the background
+    await clock.advance(100);
+    await flush();
+    expect(a.events.map((e) => e.type)).toEqual(['cacheStaleHit', 'cacheRefreshFailed']);
+    expect(a.events[1]).toMatchObject({ key: 'k', error: new Error('a failed') });
+    expect(a.call.stats().cache).toMatchObject({ refreshFailures: 1, staleHits: 1 });
+    const get = store.commands.find((c) => c.op === 'get')!;
+    expect(store.commands.find((c) => c.op === 'release')).toMatchObject({ token: get.token });
+    expect(await a.settle('k')).toBe('old'); // still within the window
+  });
+
+  it('a refreshed value the serializer refuses is a failed refresh; the stale value stays', async () => {
+    const { clock, store, member } = fleet();
+    let refuse = false;
+    const serializer: Serializer = {
+      encode: (value) => {
+        if (refuse) throw new Error('too big');
+        return JSON.stringify(value);
+      },
+      decode: (data) => JSON.parse(data) as unknown,
+    };
+    const a = member('a', { staleWhileRevalidate: 500, serializer });
+    store.put('users', 's:k', JSON.stringify('old'), 200);
+    refuse = true;
+    expect(await a.settle('k')).toBe('old');
+    await clock.advance(100);
+    await flush();
+    expect(a.events.map((e) => e.type)).toEqual(['cacheStaleHit', 'cacheRefreshFailed']);
+    expect(a.call.stats().cache).toMatchObject({ refreshFailures: 1 });
+    refuse = false;
+    expect(await a.settle('k')).toBe('old'); // not refreshing any more: a new refresh starts
+    await clock.advance(100);
+    await flush();
+    expect(await a.settle('k')).toBe('k@a');
+  });
+
+  it('lockTimeout 0: one background refresh per process at a time, and a new one once the value is stale again', async () => {
+    const { clock, store, member } = fleet();
+    const a = member('a', { staleWhileRevalidate: 500, lockTimeout: 0 });
+    store.put('users', 's:k', JSON.stringify('old'), 200); // 300 ms past its ttl
+    expect(await a.settle('k')).toBe('old');
+    expect(await a.settle('k')).toBe('old'); // the refresh runs: not a second one
+    expect(a.events).toEqual([
+      { type: 'cacheStaleHit', key: 'k', age: 1_300, refreshing: true },
+      { type: 'cacheStaleHit', key: 'k', age: 1_300, refreshing: false },
+    ]);
+    await clock.advance(100);
+    await flush();
+    expect(a.fn).toHaveBeenCalledTimes(1);
+    expect(await a.settle('k')).toBe('k@a');
+    await clock.advance(1_100); // stale again
+    expect(await a.settle('k')).toBe('k@a');
+    expect(a.events.at(-1)).toMatchObject({ type: 'cacheStaleHit', refreshing: true });
+    await clock.advance(100);
+    expect(a.fn).toHaveBeenCalledTimes(2);
+  });
+});
+
 describe('cache with a store: keys and values', () => {
   it('typed store keys: 1, "1", 1n, true, null and undefined never collide', async () => {
     const { clock, store, member } = fleet();
