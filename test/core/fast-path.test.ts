@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { BulkheadRejectedError, resilient } from '../../src/index.js';
+import { BulkheadRejectedError, circuitBreaker, resilient } from '../../src/index.js';
 import { ManualClock } from '../helpers/manual-clock.js';
+import { deferred } from '../helpers/promises.js';
+
+const boom = new Error('boom');
 
 /** A Promise subclass whose `then` calls the handlers it is given twice (or both). */
 function misbehaving(mode: 'twice' | 'both'): Promise<string> {
@@ -71,5 +74,34 @@ describe('a Promise subclass or thenable from fn cannot corrupt the next call (f
     });
     await expect(call()).resolves.toBe('first');
     await expect(call()).resolves.toBe('first');
+  });
+});
+
+describe('a pooled call carries nothing from one pipeline to the next', () => {
+  it("a plain pipeline's calls never release another pipeline's bulkhead slot", async () => {
+    const gate = deferred<string>();
+    const guarded = resilient(() => gate.promise, { bulkhead: 1 });
+    const plain = resilient(() => Promise.resolve('plain'), { retry: { maxAttempts: 2 } });
+    gate.resolve('guarded');
+    // Each call's state goes back to the pool when fn settles; the next call takes it again.
+    await expect(guarded()).resolves.toBe('guarded');
+    await expect(plain()).resolves.toBe('plain');
+    const held = guarded();
+    await expect(guarded()).rejects.toBeInstanceOf(BulkheadRejectedError);
+    await expect(held).resolves.toBe('guarded');
+  });
+
+  it("a plain pipeline's failures are not counted by another pipeline's circuit breaker", async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({ clock, minimumCalls: 1 });
+    const guarded = resilient(() => Promise.resolve('guarded'), { clock, circuitBreaker: breaker });
+    const plain = resilient(() => Promise.reject(boom), {
+      clock,
+      retry: { maxAttempts: 2, retryOn: () => false },
+    });
+    await expect(guarded()).resolves.toBe('guarded');
+    await expect(plain()).rejects.toBe(boom);
+    expect(breaker.stats()).toMatchObject({ state: 'closed', calls: 1, failures: 0 });
+    await expect(guarded()).resolves.toBe('guarded');
   });
 });

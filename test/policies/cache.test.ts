@@ -296,6 +296,15 @@ describe('cache: failures, fallback and staleIfError', () => {
     expect(await settle('a')).toBe(boom);
   });
 
+  it('staleIfError: Infinity: a first miss that fails has no stale value to serve and fails', async () => {
+    const { settle, next, events } = setup({ ttl: 100, staleIfError: Infinity });
+    next('fail');
+    expect(await settle('a')).toBe(boom);
+    expect(events.map((e) => e.type)).not.toContain('staleServed');
+    next('ok');
+    expect(await settle('a')).toBe('a#2');
+  });
+
   it('staleIfError: a failed refresh within the window serves the stale value and says so', async () => {
     const { settle, next, clock, call, events } = setup({ ttl: 100, staleIfError: 500 });
     expect(await settle('a')).toBe('a#1');
@@ -475,6 +484,21 @@ describe('cache: a miss through the other stages', () => {
     expect(await call('a')).toBe('done');
     expect(await call('a')).toBe('done');
     expect(fn).toHaveBeenCalledTimes(2);
+  });
+
+  it('a result retryOnResult accepts at once is stored (a judged miss that needs no retry)', async () => {
+    const clock = new ManualClock();
+    const fn = vi.fn((id: string) => Promise.resolve(`${id}!`));
+    const retryOnResult = vi.fn(() => false);
+    const call = resilient(fn, {
+      clock,
+      cache: true,
+      retry: { maxAttempts: 2, backoff: () => 0, retryOnResult },
+    });
+    expect(await call('a')).toBe('a!');
+    expect(await call('a')).toBe('a!');
+    expect(fn).toHaveBeenCalledTimes(1);
+    expect(retryOnResult).toHaveBeenCalledTimes(1);
   });
 
   it('a miss that times out is not stored; the fallback answers, and concurrent callers share it', async () => {

@@ -362,6 +362,17 @@ describe('circuit breaker: slow calls', () => {
     });
   });
 
+  it('a call is timed from its own start, not from time 0 (a clock far from 0)', async () => {
+    const { run, runAll, breaker } = setup(
+      { slowCallDuration: 100, minimumCalls: 2 },
+      new ManualClock(1_000_000),
+    );
+    await runAll('ok', 'ok', 'fail', 99);
+    expect(breaker.stats()).toMatchObject({ state: 'closed', calls: 4, slowCalls: 0 });
+    await run(100);
+    expect(breaker.stats()).toMatchObject({ calls: 5, slowCalls: 1 });
+  });
+
   it('slowCallRateThreshold defaults to 1: every call in the window must be slow', async () => {
     const { run, runAll, breaker } = setup({ slowCallDuration: 50, minimumCalls: 2 });
     await runAll('ok');

@@ -336,6 +336,21 @@ describe('retry: retryOnResult', () => {
     expect(retryOnResult).toHaveBeenCalledWith('fine', 2);
   });
 
+  it("with a timeout, the first attempt's result is judged too (the timed fast path)", async () => {
+    const clock = new ManualClock();
+    const fn = vi.fn().mockResolvedValueOnce('bad').mockResolvedValueOnce('good');
+    const retryOnResult = vi.fn((r: unknown) => r === 'bad');
+    const call = track(
+      resilient(fn, { retry: { retryOnResult, backoff: () => 0 }, timeout: 1_000, clock })(),
+    );
+    await drain(clock);
+    expect(call.value).toBe('good');
+    expect(retryOnResult.mock.calls).toEqual([
+      ['bad', 1],
+      ['good', 2],
+    ]);
+  });
+
   it('emits retryResultScheduled with the result', async () => {
     const clock = new ManualClock();
     const fn = vi.fn().mockResolvedValueOnce('bad').mockResolvedValueOnce('good');
