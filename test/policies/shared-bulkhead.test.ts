@@ -10,7 +10,7 @@ import {
   type ResilienceEvent,
 } from '../../src/index.js';
 import { BULKHEAD_POLL } from '../../src/policies/shared-bulkhead.js';
-import { flush } from '../helpers/manual-clock.js';
+import { flush, ManualClock } from '../helpers/manual-clock.js';
 import { MemoryFleetStore } from '../helpers/memory-fleet.js';
 import { deferred, track, type Deferred, type Tracked } from '../helpers/promises.js';
 
@@ -348,6 +348,32 @@ describe('fleet bulkhead: leases', () => {
     await advance(1);
     expect(f.started()).toEqual(['a1']);
     expect(f.log[0]!.start).toBe(1_250); // the poll after the lease ended
+  });
+
+  it("a pipeline on a manual clock: leases are renewed in real time, queueTimeout runs on the pipeline's clock", async () => {
+    const f = fleet();
+    const manual = new ManualClock();
+    const options = { maxConcurrent: 1, maxQueue: 5, slotLease: 900, queueTimeout: 1_000 };
+    const a = f.member(options, { clock: manual });
+    const b = f.member(options, { clock: manual });
+    a.call('a1');
+    await flush();
+    const waiting = b.call('b1');
+    await flush();
+    // Real time passes, the pipelines' clock stands still: the slot and the place are kept alive, and
+    // the wait has not timed out (its 1 s is the pipeline's).
+    await advance(5_000);
+    expect(f.count('renew')).toBeGreaterThanOrEqual(2 * Math.floor(5_000 / 300) - 2);
+    expect(f.store.bulkheadKeys('api').holders).toHaveLength(1);
+    expect(f.store.bulkheadKeys('api').queue).toHaveLength(1);
+    expect(waiting.status).toBe('pending');
+    await manual.advance(1_000);
+    await flush();
+    expect(waiting.status).toBe('rejected');
+    expect(waiting.reason).toBeInstanceOf(BulkheadRejectedError);
+    expect(waiting.reason).toMatchObject({ reason: 'queueTimeout' });
+    expect(f.store.bulkheadKeys('api').queue).toHaveLength(0); // its place given back
+    await a.end('a1');
   });
 
   it('a running call and a waiting one keep their slot and place past slotLease: renewed every slotLease / 3', async () => {
