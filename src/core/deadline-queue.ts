@@ -66,26 +66,30 @@ export class DeadlineQueue<E extends DeadlineEntry> {
     if (this.tail === undefined) {
       this.head = entry;
       // The first waiter: the timer left armed by earlier calls holds the process again.
-      if (this.timer !== undefined && !this.held) {
-        refTimer(this.clock, this.timer, true);
-        this.held = true;
-      }
+      if (this.timer !== undefined && !this.held) this.hold();
     } else {
       this.tail.next = entry;
     }
     this.tail = entry;
-    const duration = this.duration;
-    if (duration !== undefined && this.unstamped === undefined) {
-      this.unstamped = entry;
-      if (!this.checking) this.scheduleCheck();
-    }
-    if (this.timer !== undefined) return;
-    // No timer: the queue was empty, or an expiry handler pushed while the timer was being re-armed;
-    // either way the head is due first.
+    if (this.duration !== undefined && this.unstamped === undefined) this.firstOfTurn(entry);
+    if (this.timer === undefined) this.armForHead();
+  }
+
+  /** Lazy stamping: the first entry of this turn; the turn's end stamps it and every later one. */
+  private firstOfTurn(entry: E): void {
+    this.unstamped = entry;
+    if (!this.checking) this.scheduleCheck();
+  }
+
+  /**
+   * No timer: the queue was empty, or an expiry handler pushed while the timer was being re-armed;
+   * either way the head is due first. Out of `push`, which stays small enough for V8 to inline.
+   */
+  private armForHead(): void {
     const head = this.head!;
     if (head !== this.unstamped) return this.arm(head.deadline, this.clock.now());
     // An entry of this turn: due no earlier than `duration` from now.
-    this.timer = setTimer(this.clock, this.fire, duration!);
+    this.timer = setTimer(this.clock, this.fire, this.duration!);
     this.held = true;
   }
 
@@ -114,6 +118,12 @@ export class DeadlineQueue<E extends DeadlineEntry> {
     entry.prev = undefined;
     entry.next = undefined;
     if (this.head === undefined && this.timer !== undefined && !this.checking) this.scheduleCheck();
+  }
+
+  /** The timer left armed by earlier calls holds the process again. */
+  private hold(): void {
+    refTimer(this.clock, this.timer, true);
+    this.held = true;
   }
 
   /** No entry waits any more: the timer must not hold the process. */

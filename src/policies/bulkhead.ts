@@ -216,12 +216,15 @@ export class Bulkhead {
   /** Frees a slot, handing it straight to the oldest waiter if there is one. */
   release(): void {
     // An adaptive limit may have shrunk below the calls in flight: the slot is not handed on.
-    const waiter = this.inFlight > this.limit ? undefined : this.queue.shift();
-    if (waiter === undefined) this.inFlight--;
-    else {
-      this.adaptive?.started(this.inFlight);
-      waiter.grant();
-    }
+    if (this.queue.length === 0 || this.inFlight > this.limit) this.inFlight--;
+    else this.handOn();
+  }
+
+  /** The freed slot goes to the first waiter (kept out of `release`, which V8 then inlines). */
+  private handOn(): void {
+    const waiter = this.queue.shift()!;
+    this.adaptive?.started(this.inFlight);
+    waiter.grant();
   }
 
   /**

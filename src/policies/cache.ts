@@ -540,15 +540,18 @@ export class Cache {
     this.fill(entry, value, NaN);
     if (!this.holds(entry)) return; // evicted or cleared meanwhile: not kept
     this.link(entry);
-    if (this.unstamped === undefined) {
-      this.unstamped = entry;
-      if (!this.stamping) {
-        this.stamping = true;
-        atTurnEnd(this.stampTurn);
-      }
-    }
+    if (this.unstamped === undefined) this.stampLater(entry);
     // Due no earlier than the entry's expiry, which is at least `ttl` from now.
     if (this.timer === undefined) this.timer = setTimer(this.clock!, this.onTimer, this.ttl, true);
+  }
+
+  /** The first result of this turn to be stamped at its end (with every later one). */
+  private stampLater(entry: CacheEntry): void {
+    this.unstamped = entry;
+    if (!this.stamping) {
+      this.stamping = true;
+      atTurnEnd(this.stampTurn);
+    }
   }
 
   /** @internal stores a fresh result that arrived at `now`. */

@@ -478,12 +478,7 @@ export class CircuitBreaker {
     if (permit !== this.generation) return;
     const now = this.outcomeTime();
     const outcome = now - start >= this.slowCallDuration ? SLOW : 0;
-    if (this.currentState === 'halfOpen') {
-      this.trialsInFlight--;
-      if (outcome === SLOW) return this.transition('open', now);
-      if (++this.trialSuccesses >= this.halfOpenMaxCalls) this.transition('closed', now);
-      return;
-    }
+    if (this.currentState === 'halfOpen') return this.trialSucceeded(outcome, now);
     this.consecutive = 0;
     // Every sample is checked, a fast success too: the one that brings the window to `minimumCalls`
     // may find the failure rate already over the threshold (resilience4j checks on every outcome).
@@ -494,6 +489,13 @@ export class CircuitBreaker {
     this.add(outcome, now);
     this.link?.sample(outcome);
     if (!quiet) this.check();
+  }
+
+  /** A half-open trial succeeded: enough of them close the circuit, a slow one opens it again. */
+  private trialSucceeded(outcome: number, now: number): void {
+    this.trialsInFlight--;
+    if (outcome === SLOW) return this.transition('open', now);
+    if (++this.trialSuccesses >= this.halfOpenMaxCalls) this.transition('closed', now);
   }
 
   /** Records a failure (see {@link CircuitBreaker.recordSuccess}); `isFailure → false` ignores it. */
@@ -642,27 +644,43 @@ export class CircuitBreaker {
   // Typed-array reads below use `!`: every index is in range by construction (`?? 0` would only add a
   // branch that can never run).
   private add(outcome: number, at: number): void {
+    if (this.windowType === 'count') this.addCount(outcome);
+    else this.addTimed(outcome, at);
+  }
+
+  /**
+   * A count window's sample replaces the oldest once the window is full. Each window type has its own
+   * small method: one `add` for both was too large for V8 to inline into the call's settlement.
+   */
+  private addCount(outcome: number): void {
+    const size = this.windowSize;
+    const cursor = this.cursor;
+    if (this.filled === size) {
+      const old = this.outcomes[cursor]!;
+      // The common case, a success replacing a success, changes no count.
+      if (old !== outcome) {
+        this.failures += (outcome & FAILURE) - (old & FAILURE);
+        this.slow += ((outcome & SLOW) - (old & SLOW)) >> 1;
+        this.outcomes[cursor] = outcome;
+      }
+    } else {
+      this.filled++;
+      this.calls++;
+      this.failures += outcome & FAILURE;
+      this.slow += (outcome & SLOW) >> 1;
+      this.outcomes[cursor] = outcome;
+    }
+    this.cursor = cursor + 1 === size ? 0 : cursor + 1;
+  }
+
+  private addTimed(outcome: number, at: number): void {
+    const slot = this.rotate(at);
     const failure = outcome & FAILURE;
     const slow = (outcome & SLOW) >> 1;
-    if (this.windowType === 'count') {
-      const size = this.windowSize;
-      if (this.filled === size) {
-        const old = this.outcomes[this.cursor]!;
-        this.failures -= old & FAILURE;
-        this.slow -= (old & SLOW) >> 1;
-      } else {
-        this.filled++;
-        this.calls++;
-      }
-      this.outcomes[this.cursor] = outcome;
-      this.cursor = this.cursor + 1 === size ? 0 : this.cursor + 1;
-    } else {
-      const slot = this.rotate(at);
-      this.bucketCalls[slot] = this.bucketCalls[slot]! + 1;
-      this.bucketFailures[slot] = this.bucketFailures[slot]! + failure;
-      this.bucketSlow[slot] = this.bucketSlow[slot]! + slow;
-      this.calls++;
-    }
+    this.bucketCalls[slot] = this.bucketCalls[slot]! + 1;
+    this.bucketFailures[slot] = this.bucketFailures[slot]! + failure;
+    this.bucketSlow[slot] = this.bucketSlow[slot]! + slow;
+    this.calls++;
     this.failures += failure;
     this.slow += slow;
   }
