@@ -30,6 +30,35 @@ export class Pipeline extends FastPath {
     const cache = this.cache;
     if (cache === undefined)
       return this.invoke(thisArg, argc, a0, a1, a2, a3, rest, undefined, undefined, undefined);
+    // A hit on the default key (the first argument) in memory: a Map read, nothing else. The rest is a
+    // method of its own, which keeps this one small enough for V8 to inline into the wrapper.
+    if (
+      cache.keyOf === undefined &&
+      cache.shared === undefined &&
+      argc <= 1 &&
+      isPrimitiveKey(a0)
+    ) {
+      const entry = cache.lookup(a0);
+      if (entry !== undefined && entry.fresh && !this.listening()) {
+        cache.hits++;
+        return entry.promise;
+      }
+      return this.found(cache, a0, entry, thisArg, argc, a0, a1, a2, a3, rest);
+    }
+    return this.keyed(cache, thisArg, argc, a0, a1, a2, a3, rest);
+  }
+
+  /** A call whose key is not the default one, or that goes to the store: the key, then {@link found}. */
+  private keyed(
+    cache: Cache,
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+  ): Promise<unknown> {
     let key: unknown;
     if (cache.keyOf === undefined) {
       if (argc > 1 || !isPrimitiveKey(a0)) return Promise.reject(this.keyError(argc, a0));
@@ -43,7 +72,22 @@ export class Pipeline extends FastPath {
     }
     if (cache.shared !== undefined)
       return this.sharedCall(cache, key, thisArg, argc, a0, a1, a2, a3, rest);
-    const entry = cache.lookup(key);
+    return this.found(cache, key, cache.lookup(key), thisArg, argc, a0, a1, a2, a3, rest);
+  }
+
+  /** What the in-memory cache holds for `key` (`entry`, or undefined) decides: a hit, a join or a miss. */
+  private found(
+    cache: Cache,
+    key: unknown,
+    entry: CacheEntry | undefined,
+    thisArg: unknown,
+    argc: number,
+    a0: unknown,
+    a1: unknown,
+    a2: unknown,
+    a3: unknown,
+    rest: unknown[] | undefined,
+  ): Promise<unknown> {
     if (entry !== undefined) {
       // Freshness is timer-driven (see Cache): a hit reads no clock and allocates nothing.
       if (entry.fresh) {
