@@ -19,6 +19,63 @@ describe('systemClock', () => {
     expect(b).toBeGreaterThanOrEqual(a);
   });
 
+  // The default clock reads the `performance` object once (Node's `globalThis.performance` is a lazy getter
+  // that cost as much as the read itself), and again whenever `setTimeout` changed: fake timers replace both.
+  describe('fake timers installed after the clock was read', () => {
+    it('now() follows them, and the real clock again once they are uninstalled', () => {
+      const before = systemClock.now(); // reads (and keeps) the real performance
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+      try {
+        const start = systemClock.now();
+        vi.advanceTimersByTime(60_000);
+        expect(systemClock.now()).toBe(start + 60_000);
+      } finally {
+        vi.useRealTimers();
+      }
+      const after = systemClock.now();
+      expect(after).toBeGreaterThanOrEqual(before);
+      expect(after - before).toBeLessThan(60_000);
+    });
+
+    it('a timeout fires when the fake time reaches it, though real calls ran before', async () => {
+      const slow = resilient(() => new Promise<never>(() => undefined), { timeout: 5_000 });
+      const fast = resilient(async () => 1, { timeout: 5_000, rateLimiter: { limit: 1e9 } });
+      for (let i = 0; i < 100; i++) await fast(); // the clock and the stages ran on real time
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'performance'] });
+      try {
+        const call = slow();
+        const outcome = call.then(
+          () => 'resolved',
+          (error: unknown) => error,
+        );
+        await vi.advanceTimersByTimeAsync(4_999);
+        let settled: unknown = 'pending';
+        void outcome.then((o) => (settled = o));
+        await Promise.resolve();
+        expect(settled).toBe('pending');
+        await vi.advanceTimersByTimeAsync(2);
+        expect(await outcome).toBeInstanceOf(TimeoutError);
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+
+    it('follows globals replaced by hand, setTimeout with performance', () => {
+      systemClock.now();
+      let t = 5;
+      vi.stubGlobal('setTimeout', (cb: () => void) => cb);
+      vi.stubGlobal('performance', { now: () => t });
+      try {
+        expect(systemClock.now()).toBe(5);
+        t = 7;
+        expect(systemClock.now()).toBe(7);
+      } finally {
+        vi.unstubAllGlobals();
+      }
+      expect(systemClock.now()).toBeGreaterThan(7);
+    });
+  });
+
   it('setTimer fires the callback once after about `ms`', async () => {
     const start = performance.now();
     const fired = await new Promise<number>((resolve) => {
