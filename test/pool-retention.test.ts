@@ -36,4 +36,13 @@ describe('a settled call leaves nothing alive in the pooled per-call state', () 
   ])('%s: %s', (name) => {
     expect(survivors[name]).toEqual([]);
   });
+
+  // Kept, the promise of the call that filled an entry lived as long as the entry: a cache that misses
+  // much moved each one to the old generation of the heap. A hit makes its own (Cache.promiseOf).
+  it.each([
+    ['cached', 'a cache miss'],
+    ['cachedTimeout', 'a cache miss through a timeout'],
+  ])('%s: %s keeps its result cached, not its promise', (name) => {
+    expect(survivors[name]).toEqual(['result']);
+  });
 });

@@ -41,7 +41,7 @@ export class Pipeline extends FastPath {
       const entry = cache.lookup(a0);
       if (entry !== undefined && entry.fresh && !this.listening()) {
         cache.hits++;
-        return entry.promise;
+        return cache.promiseOf(entry);
       }
       return this.found(cache, a0, entry, thisArg, argc, a0, a1, a2, a3, rest);
     }
@@ -96,7 +96,7 @@ export class Pipeline extends FastPath {
           // eslint-disable-next-line no-restricted-syntax -- built only when someone listens
           this.emit({ type: 'cacheHit', key });
         }
-        return entry.promise;
+        return cache.promiseOf(entry);
       }
       // Within `staleWhileRevalidate` past its ttl: the stale value now, one refresh in the background.
       if (cache.staleWhileRevalidate > 0 && entry.expires !== -Infinity) {
@@ -203,7 +203,6 @@ export class Pipeline extends FastPath {
       (error: unknown) => this.missFailed(entry, error),
     );
     entry.flight = flight;
-    if (existing === undefined) entry.promise = flight;
     return this.withFallback(flight, thisArg, argc, a0, a1, a2, a3, rest);
   }
 
@@ -253,7 +252,7 @@ export class Pipeline extends FastPath {
       // Calls that join it (once the stale window is over) handle its outcome; nobody else may.
       flight.then(undefined, ignore);
     }
-    return entry.promise;
+    return cache.promiseOf(entry);
   }
 
   /**

@@ -68,7 +68,10 @@ export interface CacheOptions<A extends readonly unknown[] = unknown[]> {
   serializer?: Serializer;
 }
 
-/** Placeholder promise of an entry whose first value is not stored yet (never returned to callers). */
+/**
+ * The `promise` of an entry that has none yet: its value is not stored, or no hit asked for it since (see
+ * {@link Cache.promiseOf}). Never returned to callers.
+ */
 const UNSET = new Promise<unknown>(() => undefined);
 
 export const CACHE_DEFAULTS = Object.freeze({
@@ -98,7 +101,7 @@ const NOTHING: SharedLookup = Object.freeze({ stored: undefined, token: '', join
 /** @internal one cached result, or a call in flight for its key. */
 export interface CacheEntry {
   key: unknown;
-  /** The promise callers get: the in-flight call, or the already-resolved stored result. */
+  /** The promise a hit returns, resolved with `value`: made by the first hit ({@link UNSET} until then). */
   promise: Promise<unknown>;
   value: unknown;
   /** True from a successful store until the expiry timer runs: a hit reads no clock. */
@@ -453,7 +456,7 @@ export class Cache {
       const spare = this.spare[n - 1]!;
       this.spareCount = n - 1;
       spare.key = key;
-      spare.promise = flight ?? UNSET;
+      spare.promise = UNSET;
       spare.value = undefined;
       spare.fresh = false;
       spare.expires = -Infinity;
@@ -463,7 +466,7 @@ export class Cache {
     }
     const entry: CacheEntry = {
       key,
-      promise: flight ?? UNSET,
+      promise: UNSET,
       value: undefined,
       fresh: false,
       expires: -Infinity,
@@ -554,6 +557,12 @@ export class Cache {
     }
   }
 
+  /** @internal the promise a hit on `entry` (a stored value) returns: made by the first hit, then kept. */
+  promiseOf(entry: CacheEntry): Promise<unknown> {
+    const promise = entry.promise;
+    return promise !== UNSET ? promise : (entry.promise = Promise.resolve(entry.value));
+  }
+
   /** @internal stores a fresh result that arrived at `now`. */
   store(entry: CacheEntry, value: unknown, now: number): void {
     // Results stored earlier in this turn and not stamped yet: stamped now, so the list stays in order.
@@ -567,8 +576,10 @@ export class Cache {
 
   private fill(entry: CacheEntry, value: unknown, expires: number): void {
     entry.value = value;
-    // A synchronous pipeline stores plain values; an async one sharing the cache still gets a promise.
-    entry.promise = entry.flight ?? Promise.resolve(value);
+    // The promise of the call that filled it is not kept: the first hit makes one (promiseOf). Kept, it
+    // outlived its call by as long as the entry stayed, and a cache that misses much moved every one of
+    // them to the old generation of the heap. A synchronous pipeline's value gets a promise the same way.
+    entry.promise = UNSET;
     entry.flight = undefined;
     entry.expires = expires;
     entry.fresh = true;

@@ -43,6 +43,9 @@ const out = {
   timeoutFails: await survivors({ timeout: 60_000 }, { fails: true }),
   timedOut: await survivors({ timeout: 5 }, { hangs: true }),
   retry: await survivors({ retry: true }),
+  // A cache keeps the value (the result), not the promise of the call that filled it.
+  cached: await survivors({ cache: { key: () => 'k' } }),
+  cachedTimeout: await survivors({ cache: { key: () => 'k' }, timeout: 60_000 }),
   allButTimeout: await survivors(
     { retry: true, circuitBreaker: {}, bulkhead: 10, fallback: 0 },
     { args: 2 },
