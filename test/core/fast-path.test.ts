@@ -60,6 +60,31 @@ describe('a Promise subclass or thenable from fn cannot corrupt the next call (f
     await expect(first).resolves.toBe('ok 6');
   });
 
+  it('a native promise with a throwing `constructor` getter: the call rejects with its error, nothing throws', async () => {
+    const boom = new Error('constructor getter');
+    const odd = Promise.resolve('never seen');
+    Reflect.defineProperty(odd, 'constructor', {
+      get() {
+        throw boom;
+      },
+    });
+    for (const options of [{}, { timeout: 1_000 }, { retry: { maxAttempts: 1 } }]) {
+      const call = resilient(() => odd, options);
+      let promise: Promise<string> | undefined;
+      expect(() => (promise = call())).not.toThrow();
+      await expect(promise).rejects.toBe(boom);
+    }
+  });
+
+  it('a native promise with its own `then` is adopted through that `then`', async () => {
+    const own = Promise.resolve('native value');
+    Reflect.defineProperty(own, 'then', {
+      value: (onOk: (v: string) => void) => onOk('own then'),
+    });
+    await expect(resilient(() => own, { timeout: 1_000 })()).resolves.toBe('own then');
+    await expect(resilient(() => own, { retry: true })()).resolves.toBe('own then');
+  });
+
   it('a plain thenable that calls both handlers settles the call once', async () => {
     const thenable = {
       then(onOk: (v: string) => void, onError: (e: unknown) => void) {
