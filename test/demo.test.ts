@@ -44,7 +44,7 @@ describe('npm run demo -- --fast', () => {
     const protectedRow = row(stdout, 'with bulwark');
     const unprotectedRow = row(stdout, 'without bulwark');
     for (const r of [protectedRow, unprotectedRow]) {
-      expect(r.calls).toBe(200);
+      expect(r.calls).toBe(400);
       expect(r.ok + r.fallback + r.failed).toBe(r.calls);
       expect(r.p50).toBeLessThanOrEqual(r.p99);
     }

@@ -1,4 +1,4 @@
-// bulwark live demo: `npm run demo` (about 20 s) or `npm run demo -- --fast` (about 2 s, also DEMO_FAST=1).
+// bulwark live demo: `npm run demo` (about 20 s) or `npm run demo -- --fast` (about 4 s, also DEMO_FAST=1).
 //
 // A flaky inventory service runs on 127.0.0.1: latency spikes, error bursts, a latency storm and an
 // outage. Two clients send it the same traffic at the same time: one through `resilient()` (retry,
@@ -12,7 +12,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 const FAST = process.argv.includes('--fast') || process.env.DEMO_FAST === '1';
-const DURATION = FAST ? 2_000 : 20_000;
+const DURATION = FAST ? 4_000 : 20_000;
 const RATE = 100; // calls per second, for each client
 const BULKHEAD = 16; // calls in flight at once through bulwark
 const TTY = process.stdout.isTTY === true && process.env.DEMO_PLAIN !== '1';
