@@ -115,7 +115,7 @@ async function fetchStock(client, id) {
   return response.json();
 }
 
-const scaled = (ms) => (FAST ? ms / 10 : ms);
+const scaled = (ms) => (FAST ? ms / 5 : ms);
 
 const getStock = resilient((id) => fetchStock('protected', id), {
   name: 'inventory',
@@ -128,7 +128,7 @@ const getStock = resilient((id) => fetchStock('protected', id), {
     failureRateThreshold: 0.8,
     minimumCalls: 10,
     window: { type: 'count', size: 20 },
-    halfOpenAfter: FAST ? 50 : 1_000,
+    halfOpenAfter: scaled(1_000),
   },
   rateLimiter: { limit: 100, interval: 1_000, burst: 20, maxWait: 50 },
   bulkhead: { maxConcurrent: BULKHEAD, maxQueue: 16, queueTimeout: 100 },
