@@ -60,6 +60,16 @@ describe('systemClock', () => {
       }
     });
 
+    it('does not follow performance replaced alone, with the real setTimeout (as the README says)', () => {
+      const before = systemClock.now();
+      vi.stubGlobal('performance', { now: () => -1 });
+      try {
+        expect(systemClock.now()).toBeGreaterThanOrEqual(before);
+      } finally {
+        vi.unstubAllGlobals();
+      }
+    });
+
     it('follows globals replaced by hand, setTimeout with performance', () => {
       systemClock.now();
       let t = 5;

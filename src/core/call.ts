@@ -54,14 +54,14 @@ export function toPromise(value: unknown): Promise<unknown> {
       return Promise.reject(error); // a throwing `constructor` getter
     }
   }
-  return promiseOf(value);
+  return toPromiseSlow(value);
 }
 
 /**
  * A native promise of anything else than a native promise: out of `toPromise`, which runs on every
  * call and is then small enough for V8 to inline with the rest of the first attempt.
  */
-function promiseOf(value: unknown): Promise<unknown> {
+function toPromiseSlow(value: unknown): Promise<unknown> {
   if (!(value instanceof Promise)) return Promise.resolve(value);
   return new Promise(adopt.bind(value));
 }
