@@ -1,7 +1,7 @@
 // One child process of the benchmark: measures one case against the bare call, then exits.
 //
 //   node bench/worker.mjs '{"mode":"time","case":"bulwark:retry","quick":false}'
-//   node --expose-gc --max-semi-space-size=512 --min-semi-space-size=512 bench/worker.mjs \
+//   node --expose-gc --max-semi-space-size=512 --min-semi-space-size=512 --predictable bench/worker.mjs \
 //     '{"mode":"alloc","case":"bulwark:retry","quick":false}'
 //
 // Prints one line of JSON on stdout. bench/run.mjs starts one of these per case and mode, so that

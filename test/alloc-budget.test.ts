@@ -2,10 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { NODE_FLAGS } from '../bench/lib/alloc.mjs';
 
 /**
  * Allocation budgets of the hot path, measured on the built package (dist/, made by `npm test`'s
- * pretest build) in a child process with a 512 MB young generation, so that a change that adds a
+ * pretest build) in a child process with a 512 MB young generation and V8's predictable mode (its
+ * optimisation and GCs do not depend on the machine's load), so that a change that adds a
  * closure, an object or an async frame to the happy path fails CI. Bytes are counted beyond the bare
  * `await fn()` measured in the same process. A deterministic count, not a timing: speed lives in bench/.
  */
@@ -24,12 +26,7 @@ beforeAll(() => {
   }
   const output = execFileSync(
     process.execPath,
-    [
-      '--expose-gc',
-      '--max-semi-space-size=512',
-      '--min-semi-space-size=512',
-      `${root}test/alloc/measure.mjs`,
-    ],
+    [...NODE_FLAGS, `${root}test/alloc/measure.mjs`],
     // Seconds on a quiet machine; minutes at a load average of 30 on 2 cores.
     { encoding: 'utf8', timeout: 300_000 },
   );

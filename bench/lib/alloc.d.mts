@@ -9,9 +9,12 @@ export declare function assertAllocFlags(): void;
 export interface MeasureOptions {
   /** Calls per batch. The default value is `10_000`. */
   batch?: number;
-  /** Batches to run; those during which a GC ran are discarded. The default value is `15`. */
+  /**
+   * Batches to keep; one during which a GC ran is discarded and run again (at most `4 * reps` in all).
+   * The default value is `15`.
+   */
   reps?: number;
-  /** Calls before the first batch. The default value is one batch. */
+  /** Calls before the first batch (one gc() and one more batch follow). The default value is one batch. */
   warmup?: number;
   /** Whether `call` is expected to reject. The default value is `false`. */
   rejects?: boolean;

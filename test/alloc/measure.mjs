@@ -1,6 +1,6 @@
 // Child process of test/alloc-budget.test.ts: measures bytes per call of the built package's hot paths
 // against the bare call, in one process, and prints them as JSON. Run with bench/lib/alloc.mjs's
-// NODE_FLAGS (--expose-gc and a 512 MB young generation).
+// NODE_FLAGS (--expose-gc, a 512 MB young generation, --predictable).
 import { measureBytesPerCall } from '../../bench/lib/alloc.mjs';
 import { resilient, resilientSync } from '../../dist/index.js';
 
