@@ -118,7 +118,7 @@ export async function measureBytesPerCall(call, options = {}) {
     globalThis.gc();
     await run(call, batch, state);
     // Rounds of the batches still missing, until `reps` are kept or 4 * reps have run.
-    for (let round = reps; round > 0 && windows.length < 4 * reps; ) {
+    for (let round = reps; round > 0 && windows.length < 4 * reps;) {
       for (let r = 0; r < round; r++) {
         globalThis.gc();
         const t0 = performance.now();
