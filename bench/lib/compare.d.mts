@@ -1,4 +1,4 @@
-/** Types of share.mjs, for TypeScript callers such as test/bench-service.test.ts. */
+/** Types of compare.mjs, for TypeScript callers such as test/bench-compare.test.ts. */
 
 /** Standard errors by which a share must beat another to count. */
 export declare const Z: number;
@@ -23,3 +23,6 @@ export declare function pooledShare(row: {
 
 /** Whether `other`'s share beats `ours` by more than sampling noise (a one-sided z-test at Z). */
 export declare function shareBeats(other: Share, ours: Share): boolean;
+
+/** Whether `other`'s per-round values (lower is better) all lie below all of `ours`. */
+export declare function lowerBeyondNoise(other: number[], ours: number[]): boolean;

@@ -1,10 +1,10 @@
 /**
- * The success-rate comparison of `npm run bench:service` (bench/lib/share.mjs): its "best success
- * rate" promises must not turn a chance difference of one call into a verdict, and must still catch
- * a wrapper that loses calls.
+ * The comparisons of `npm run bench:service` (bench/lib/compare.mjs): its "best success rate" and
+ * "best p99" promises must not turn a chance difference of one call or two milliseconds into a
+ * verdict, and must still catch a wrapper that loses calls or is slower in every round.
  */
 import { describe, expect, it } from 'vitest';
-import { pooledShare, shareBeats } from '../bench/lib/share.mjs';
+import { lowerBeyondNoise, pooledShare, shareBeats } from '../bench/lib/compare.mjs';
 
 describe('pooledShare', () => {
   it('adds up the successes and calls of every round', () => {
@@ -92,5 +92,28 @@ describe('shareBeats', () => {
     for (let i = 0; i < runs; i++) if (shareBeats(draw(), draw())) beaten++;
     expect(beaten / runs).toBeGreaterThan(0.002);
     expect(beaten / runs).toBeLessThan(0.06);
+  });
+});
+
+describe('lowerBeyondNoise', () => {
+  it('overlapping rounds are a tie (the published flip: 511 against 509 ms, rounds 510-512 both)', () => {
+    expect(lowerBeyondNoise([509, 512, 510], [511, 510, 512])).toBe(false);
+    expect(lowerBeyondNoise([510, 512, 512], [510, 512, 510])).toBe(false);
+  });
+
+  it('a peer lower in every round than ours in any beats us', () => {
+    expect(lowerBeyondNoise([20, 21, 22], [23, 25, 24])).toBe(true);
+    expect(lowerBeyondNoise([23, 25, 24], [20, 21, 22])).toBe(false);
+  });
+
+  it('with one round each it is a plain comparison; equal is no win', () => {
+    expect(lowerBeyondNoise([509], [511])).toBe(true);
+    expect(lowerBeyondNoise([511], [511])).toBe(false);
+  });
+
+  it('ignores rounds that measured nothing, and nothing beats or is beaten by no rounds', () => {
+    expect(lowerBeyondNoise([Number.NaN, 20], [25])).toBe(true);
+    expect(lowerBeyondNoise([], [25])).toBe(false);
+    expect(lowerBeyondNoise([20], [Number.NaN])).toBe(false);
   });
 });
