@@ -58,7 +58,7 @@ const HUGE_LIMIT = 1e12; // calls per second: a rate limit that never binds
  * - `floor`: time per call at most this multiple of the observation floor;
  * - `bare`: time per call at most this multiple of the bare call (a stage that watches nothing);
  * - `extraBytes`: bytes allocated per call beyond the bare call, at most;
- * - `ns`: time per rejection, at most;
+ * - `ns`: time per call, at most (absolute: kept or broken by the machine; no row uses it now);
  * - `faster`: at least `times` faster than the peer row `id` (ratios to the bare call compared).
  * `what` names the row in the sentence that states the promise.
  */
@@ -138,23 +138,26 @@ export const CATEGORIES = [
     title:
       'Partitioned by tenant: breaker, limiter and bulkhead, without and with `partition` (an existing partition, a key the caller holds)',
   },
+  // A local rejection: at most 19x the observation floor, which is the 1 µs first promised, at the
+  // floor of 53 ns of the machine it was promised on. Stated in microseconds it was kept or broken by
+  // the machine a run landed on (0.74-1.58 µs in one day's runs, at 13.5-18.1x the floor throughout).
   {
     id: 'rejectCircuitOpen',
     title: 'Rejection: open circuit',
     what: 'A rejection by an open circuit',
-    target: { ns: 1000 },
+    target: { floor: 19 },
   },
   {
     id: 'rejectBulkheadFull',
     title: 'Rejection: full bulkhead',
     what: 'A rejection by a full bulkhead',
-    target: { ns: 1000 },
+    target: { floor: 19 },
   },
   {
     id: 'rejectRateLimited',
     title: 'Rejection: rate limited',
     what: 'A rejection by a spent rate limit',
-    target: { ns: 1000 },
+    target: { floor: 19 },
   },
 ];
 
