@@ -21,8 +21,9 @@
 // explicit gc() allocates more than the steady state (up to +90 B per call on the cache-miss rows,
 // whatever the warm-up), so one gc() and batch belong to the warm-up. And V8 starts GCs on timers
 // (the memory reducer) and compiles on a background thread, so on a loaded machine more batches are
-// discarded and optimised code arrives later: a run that kept 2 of 12 batches, one of them that first
-// outlier, reported +208 B for a path that allocates +171 B. Hence NODE_FLAGS has --predictable
+// discarded and optimised code arrives later: a loaded CI run reported +208 B for a path that
+// allocates +171 B (a median of two kept batches, 171 and that outlier, is 208; the log kept no
+// samples, so that is the likely story, not a certain one). Hence NODE_FLAGS has --predictable
 // (one thread, no memory reducer: optimisation and GC happen at the same call in every run), and
 // batches are run until `reps` of them are kept (at most 4 * reps batches).
 
