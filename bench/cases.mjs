@@ -58,7 +58,6 @@ const HUGE_LIMIT = 1e12; // calls per second: a rate limit that never binds
  * - `floor`: time per call at most this multiple of the observation floor;
  * - `bare`: time per call at most this multiple of the bare call (a stage that watches nothing);
  * - `extraBytes`: bytes allocated per call beyond the bare call, at most;
- * - `ns`: time per call, at most (absolute: kept or broken by the machine; no row uses it now);
  * - `faster`: at least `times` faster than the peer row `id` (ratios to the bare call compared).
  * `what` names the row in the sentence that states the promise.
  */

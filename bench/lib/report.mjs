@@ -218,15 +218,6 @@ export function evaluateTargets(rows) {
         undefined,
       );
     }
-    if (target.ns !== undefined) {
-      add(
-        `${what} takes at most ${fmtNs(target.ns)}`,
-        seq?.ns,
-        target.ns,
-        fmtNs(seq?.ns),
-        undefined,
-      );
-    }
     if (target.faster !== undefined) {
       const peer = byId.get(target.faster.id)?.time?.seq;
       const times = peer && seq ? peer.ratio / seq.ratio : undefined;
@@ -363,15 +354,12 @@ export function summaryMarkdown(resultsList) {
       const best = peers.sort((a, b) => a.time.seq.ratio - b.time.seq.ratio)[0];
       const time = ours.map((r) => fmtRatio(r.time?.seq?.ratio)).join(' / ');
       const bytes = ours.map((r) => fmtExtra(r.alloc?.extraBytes)).join(' / ');
-      const ns = g.category.target?.ns !== undefined;
-      const floor = ns ? '—' : ours.map((r) => fmtRatio(r.time?.seq?.floorRatio)).join(' / ');
+      const floor = ours.map((r) => fmtRatio(r.time?.seq?.floorRatio)).join(' / ');
       cells.push(
-        ns ? ours.map((r) => fmtNs(r.time?.seq?.ns)).join(' / ') : time,
+        time,
         floor,
         bytes,
-        best === undefined
-          ? '—'
-          : `${best.lib} ${ns ? fmtNs(best.time.seq.ns) : fmtRatio(best.time.seq.ratio)}`,
+        best === undefined ? '—' : `${best.lib} ${fmtRatio(best.time.seq.ratio)}`,
       );
       if (results === first) {
         immediate = ours.map((r) => fmtRatio(r.time?.seqImmediate?.ratio)).join(' / ');
